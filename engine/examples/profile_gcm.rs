@@ -1,7 +1,7 @@
 //! A fixed loop of seals or opens for profilers (`perf record`, `valgrind --tool=callgrind`), which want
 //! one hot loop rather than a benchmark harness.
 //!
-//! `cargo run --release -p ssekit-engine --example profile_gcm -- <backend> <seal|par-seal|open> <bytes> <iterations>`
+//! `cargo run --release -p ssekit-engine --example profile_gcm -- <backend> <seal|par-seal|open|ghash> <bytes> <iterations>`
 
 use std::time::Instant;
 
@@ -10,12 +10,15 @@ use ssekit_engine::aead::{Aes256Gcm, Backend};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [backend, op, len, iters] = args.as_slice() else {
-        eprintln!("usage: profile_gcm <backend> <seal|par-seal|open> <bytes> <iterations>");
+        eprintln!("usage: profile_gcm <backend> <seal|par-seal|open|ghash> <bytes> <iterations>");
         std::process::exit(2);
     };
-    let backend = Backend::from_name(backend).expect("backend name");
     let len: usize = len.parse().expect("bytes");
     let iters: u64 = iters.parse().expect("iterations");
+    if backend == "rustcrypto-aes-gcm" {
+        return rustcrypto(op, len, iters);
+    }
+    let backend = Backend::from_name(backend).expect("backend name");
     let k = Aes256Gcm::with_backend(&[9; 32], backend).expect("backend available");
     let nonce = [3u8; 12];
     let mut buf = vec![0x11u8; len];
@@ -31,6 +34,12 @@ fn main() {
                 std::hint::black_box(k.par_seal_in_place(&nonce, b"aad", &mut buf));
             }
         }
+        "ghash" => {
+            // GHASH alone: an empty message with the buffer as AAD.
+            for _ in 0..iters {
+                std::hint::black_box(k.seal_in_place(&nonce, &buf, &mut []));
+            }
+        }
         "open" => {
             // Opens fail (the tag is not checked against a seal) but do all the work: hash, decrypt,
             // compare, wipe. Re-seal outside the measured region is not worth it for a profile.
@@ -39,12 +48,40 @@ fn main() {
                 let _ = std::hint::black_box(k.open_in_place(&nonce, b"aad", &mut buf, &tag));
             }
         }
-        _ => panic!("op must be seal, par-seal or open"),
+        _ => panic!("op must be seal, par-seal, open or ghash"),
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
         "{} {op} {len} B x {iters}: {:.2} GB/s",
         backend.name(),
+        (len as f64 * iters as f64) / secs / 1e9
+    );
+}
+
+/// The same loop over RustCrypto's `aes-gcm`, the portable backend's peer.
+fn rustcrypto(op: &str, len: usize, iters: u64) {
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    let k = aes_gcm::Aes256Gcm::new(&[9; 32].into());
+    let nonce = [3u8; 12];
+    let mut buf = vec![0x11u8; len];
+    let start = Instant::now();
+    for _ in 0..iters {
+        match op {
+            "seal" => {
+                let t = k.encrypt_in_place_detached(&nonce.into(), b"aad", &mut buf);
+                std::hint::black_box(t.is_ok());
+            }
+            "open" => {
+                let t =
+                    k.decrypt_in_place_detached(&nonce.into(), b"aad", &mut buf, &[0; 16].into());
+                std::hint::black_box(t.is_ok());
+            }
+            _ => panic!("op must be seal or open for rustcrypto-aes-gcm"),
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "rustcrypto-aes-gcm {op} {len} B x {iters}: {:.2} GB/s",
         (len as f64 * iters as f64) / secs / 1e9
     );
 }

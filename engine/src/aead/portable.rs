@@ -1,9 +1,11 @@
 //! The portable backend: RustCrypto's `aes`, `ctr` and `ghash` composed into GCM (SP 800-38D section 7).
 //!
 //! It is the reference the fast backends are tested against, and the accelerated path on ARMv8 (those
-//! crates switch to the ARMv8 AES and PMULL instructions through `cpufeatures`). Unlike RustCrypto's
-//! `aes-gcm`, which runs CTR over the whole buffer and then GHASH over the whole buffer, this walks the
-//! buffer in L1-sized pieces, hashing each piece while it is still in cache.
+//! crates switch to the ARMv8 AES and PMULL instructions through `cpufeatures`). It differs from
+//! RustCrypto's `aes-gcm` in two ways, both measured (docs/BENCHMARKS.md): it walks the buffer in
+//! L1-sized pieces, hashing each piece while it is still in cache, instead of CTR over the whole buffer
+//! and then GHASH over the whole buffer; and it runs GHASH as four independent chains whose digests are
+//! joined with powers of H, instead of one chain that waits on every multiplication.
 #![deny(unsafe_code)]
 
 use aes::Aes256;
@@ -19,11 +21,21 @@ const PIECE: usize = 8 * 1024;
 
 type Ctr = ctr::Ctr32BE<Aes256>;
 
-/// Key schedule and hash key. Both crates zeroize their state on drop (`zeroize` features); `h` is
-/// zeroized by `Zeroizing`.
+/// GHASH chains run side by side (see [`Key::ghash_lanes`]).
+const LANES: usize = 4;
+/// Shortest and longest run of blocks one chain takes in a lane group; runs are powers of two.
+const MIN_RUN: usize = 8;
+const MAX_RUN: usize = 128;
+/// `h_runs[i]` holds H^(2^i) for every power of two up to `MAX_RUN`.
+const RUN_POWERS: usize = MAX_RUN.trailing_zeros() as usize + 1;
+
+/// Key schedule and hash key. Both crates zeroize their state on drop (`zeroize` features); `h` and
+/// its powers are zeroized by `Zeroizing`.
 pub(crate) struct Key {
     aes: Aes256,
     h: Zeroizing<[u8; 16]>,
+    /// `h_runs[i]` = H^(2^i): moves a chain's digest past the next chain's run.
+    h_runs: Zeroizing<[[u8; 16]; RUN_POWERS]>,
 }
 
 impl Key {
@@ -31,7 +43,47 @@ impl Key {
         let aes = Aes256::new(key.into());
         let mut h = Zeroizing::new([0u8; 16]);
         aes.encrypt_block(h.as_mut().into());
-        Key { aes, h }
+        let mut h_runs = Zeroizing::new([*h; RUN_POWERS]);
+        for i in 1..RUN_POWERS {
+            h_runs[i] = Self::mul_gf(&h_runs[i - 1], &h_runs[i - 1]);
+        }
+        Key { aes, h, h_runs }
+    }
+
+    /// GHASH of `LANES · run` whole blocks from `state`, as `LANES` chains over contiguous runs.
+    ///
+    /// `polyval` (under `ghash`) multiplies one block at a time with a full reduction, so a single chain
+    /// waits on each multiplication's latency. Independent chains fed one block each in turn overlap in
+    /// the CPU; their digests are then joined as in parallel GCM:
+    /// `GHASH(A ‖ B) = GHASH(A) · H^blocks(B) ⊕ GHASH(B)`.
+    fn ghash_lanes(&self, state: &GhashState, blocks: &[[u8; 16]], run: usize) -> GhashState {
+        debug_assert!(run.is_power_of_two() && blocks.len() == LANES * run);
+        let runs: [&[[u8; 16]]; LANES] = std::array::from_fn(|j| &blocks[j * run..(j + 1) * run]);
+        let mut lanes: [GHash; LANES] = std::array::from_fn(|_| GHash::new(self.h.as_ref().into()));
+        // The incoming state joins the first block of the first run.
+        let mut first = Zeroizing::new(runs[0][0]);
+        for (f, s) in first.iter_mut().zip(state) {
+            *f ^= s;
+        }
+        lanes[0].update_padded(first.as_ref());
+        for (lane, r) in lanes.iter_mut().zip(runs).skip(1) {
+            lane.update_padded(r[0].as_ref());
+        }
+        for i in 1..run {
+            for (lane, r) in lanes.iter_mut().zip(runs) {
+                lane.update_padded(r[i].as_ref());
+            }
+        }
+        let h_run = &self.h_runs[run.trailing_zeros() as usize];
+        let mut acc = [0u8; 16];
+        for lane in lanes {
+            let d: [u8; 16] = lane.finalize().into();
+            acc = Self::mul_gf(&acc, h_run);
+            for (a, v) in acc.iter_mut().zip(d) {
+                *a ^= v;
+            }
+        }
+        acc
     }
 
     fn ctr(&self, nonce: &[u8; NONCE_LEN], counter: u32) -> Ctr {
@@ -41,18 +93,17 @@ impl Key {
         Ctr::from_core(ctr::CtrCore::inner_iv_init(self.aes.clone(), &iv.into()))
     }
 
-    /// A GHASH instance whose accumulator starts at `state`: hashing `state ⊕ X1, X2, …` from zero is
-    /// hashing `X1, X2, …` from `state`, so the first block carries the state in.
+    /// A GHASH instance that has absorbed non-empty `data` from `state`: hashing `state ⊕ X1, X2, …`
+    /// from zero is hashing `X1, X2, …` from `state`, so the first block carries the state in.
     fn ghash_from(&self, state: &GhashState, data: &[u8]) -> GHash {
+        debug_assert!(!data.is_empty());
         let mut g = GHash::new(self.h.as_ref().into());
         let (first, rest) = data.split_at(data.len().min(16));
         let mut block = Zeroizing::new(*state);
         for (b, d) in block.iter_mut().zip(first) {
             *b ^= d;
         }
-        if !first.is_empty() || *state != [0; 16] {
-            g.update(&[(*block).into()]);
-        }
+        g.update(&[(*block).into()]);
         g.update_padded(rest);
         g
     }
@@ -66,21 +117,31 @@ impl Key {
 }
 
 impl GcmKernel for Key {
-    fn ghash(&self, state: GhashState, data: &[u8]) -> GhashState {
-        if data.is_empty() {
+    fn ghash(&self, mut state: GhashState, data: &[u8]) -> GhashState {
+        let (blocks, _) = data.as_chunks::<16>();
+        let mut done = 0;
+        while blocks.len() - done >= LANES * MIN_RUN {
+            let run = ((blocks.len() - done) / LANES).min(MAX_RUN);
+            let run = 1 << run.ilog2();
+            state = self.ghash_lanes(&state, &blocks[done..done + LANES * run], run);
+            done += LANES * run;
+        }
+        let rest = &data[done * 16..];
+        if rest.is_empty() {
             return state;
         }
-        self.ghash_from(&state, data).finalize().into()
+        self.ghash_from(&state, rest).finalize().into()
     }
 
     fn encrypt(
         &self,
         nonce: &[u8; NONCE_LEN],
         counter: u32,
-        mut state: GhashState,
+        state: GhashState,
         buf: &mut [u8],
     ) -> GhashState {
         let mut ctr = self.ctr(nonce, counter);
+        let mut state = state;
         for piece in buf.chunks_mut(PIECE) {
             ctr.apply_keystream(piece);
             state = self.ghash(state, piece);
@@ -92,10 +153,11 @@ impl GcmKernel for Key {
         &self,
         nonce: &[u8; NONCE_LEN],
         counter: u32,
-        mut state: GhashState,
+        state: GhashState,
         buf: &mut [u8],
     ) -> GhashState {
         let mut ctr = self.ctr(nonce, counter);
+        let mut state = state;
         for piece in buf.chunks_mut(PIECE) {
             state = self.ghash(state, piece);
             ctr.apply_keystream(piece);
