@@ -1,7 +1,7 @@
 //! A fixed loop of seals or opens for profilers (`perf record`, `valgrind --tool=callgrind`), which want
 //! one hot loop rather than a benchmark harness.
 //!
-//! `cargo run --release -p ssekit-engine --example profile_gcm -- <backend> <seal|par-seal|open|ghash> <bytes> <iterations>`
+//! `cargo run --release -p ssekit-engine --example profile_gcm -- <backend> <seal|par-seal|par-split|open|ghash> <bytes> <iterations>`
 
 use std::time::Instant;
 
@@ -10,7 +10,9 @@ use ssekit_engine::aead::{Aes256Gcm, Backend};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [backend, op, len, iters] = args.as_slice() else {
-        eprintln!("usage: profile_gcm <backend> <seal|par-seal|open|ghash> <bytes> <iterations>");
+        eprintln!(
+            "usage: profile_gcm <backend> <seal|par-seal|par-split|open|ghash> <bytes> <iterations>"
+        );
         std::process::exit(2);
     };
     let len: usize = len.parse().expect("bytes");
@@ -34,6 +36,18 @@ fn main() {
                 std::hint::black_box(k.par_seal_in_place(&nonce, b"aad", &mut buf));
             }
         }
+        "par-split" => {
+            // Forced split into one piece per pool thread, whatever the size: finds the size below
+            // which the parallel call should stay on one thread.
+            let chunk = std::env::var("PROFILE_CHUNK")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or_else(|| len.div_ceil(rayon::current_num_threads()).max(16));
+            for _ in 0..iters {
+                std::hint::black_box(k.par_seal_in_place_chunked(&nonce, b"aad", &mut buf, chunk))
+                    .expect("length");
+            }
+        }
         "ghash" => {
             // GHASH alone: an empty message with the buffer as AAD.
             for _ in 0..iters {
@@ -48,7 +62,7 @@ fn main() {
                 let _ = std::hint::black_box(k.open_in_place(&nonce, b"aad", &mut buf, &tag));
             }
         }
-        _ => panic!("op must be seal, par-seal, open or ghash"),
+        _ => panic!("unknown op"),
     }
     let secs = start.elapsed().as_secs_f64();
     println!(

@@ -205,6 +205,12 @@ pub(crate) trait GcmKernel: Sync {
     fn h_pow(&self, n: u64) -> GhashState;
     /// The field product `a · b`; with `b = h_pow(n)` it moves a partial digest past `n` more blocks.
     fn mul(&self, a: &GhashState, b: &GhashState) -> GhashState;
+    /// Messages shorter than this stay on the calling thread in the `par_*` calls: handing work to the
+    /// pool and back costs about 8–10 µs, so splitting pays once one core needs roughly 20 µs (measured
+    /// per backend, docs/BENCHMARKS.md).
+    fn min_parallel_len(&self) -> usize {
+        128 * 1024
+    }
     /// Absorbs the length block and returns `GHASH ⊕ E(K, J0)`.
     fn tag(
         &self,
@@ -362,7 +368,12 @@ impl Aes256Gcm {
     ///
     /// If `buf` is longer than [`MAX_MESSAGE_LEN`].
     pub fn par_seal_in_place(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        match self.par_seal_in_place_chunked(nonce, aad, buf, parallel::auto_chunk_len(buf.len())) {
+        match self.par_seal_in_place_chunked(
+            nonce,
+            aad,
+            buf,
+            parallel::auto_chunk_len(self.kernel.get(), buf.len()),
+        ) {
             Ok(tag) => tag,
             Err(e) => panic!("par_seal_in_place: {e}"),
         }
@@ -380,7 +391,13 @@ impl Aes256Gcm {
         buf: &mut [u8],
         tag: &[u8; 16],
     ) -> Result<(), Error> {
-        self.par_open_in_place_chunked(nonce, aad, buf, tag, parallel::auto_chunk_len(buf.len()))
+        self.par_open_in_place_chunked(
+            nonce,
+            aad,
+            buf,
+            tag,
+            parallel::auto_chunk_len(self.kernel.get(), buf.len()),
+        )
     }
 
     /// [`Aes256Gcm::par_seal_in_place`] with the work cut into pieces of `chunk_len` bytes (rounded up

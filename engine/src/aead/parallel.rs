@@ -11,23 +11,25 @@ use rayon::prelude::*;
 
 use super::{FIRST_DATA_COUNTER, GcmKernel, GhashState, NONCE_LEN, TAG_LEN};
 
-/// Below this a message runs on the calling thread: handing work to the pool and back costs a few
-/// microseconds, about what one core spends on 16 KiB.
-pub(crate) const MIN_PARALLEL_LEN: usize = 128 * 1024;
-
 /// Smallest piece the automatic split makes: big enough that per-task costs vanish, small enough that a
-/// few MiB still spread over every core.
+/// few hundred KiB still spread over every core.
 const MIN_AUTO_CHUNK: usize = 64 * 1024;
 
-/// The piece length `par_seal_in_place` uses for a `len`-byte message: about four pieces per pool
-/// thread (so an uneven pool still balances), never below [`MIN_AUTO_CHUNK`]; the whole message when it
-/// is short or the pool has one thread.
-pub(crate) fn auto_chunk_len(len: usize) -> usize {
+/// Largest piece the automatic split makes. Measured on 256 MiB with 2 threads (docs/BENCHMARKS.md):
+/// 1 MiB pieces beat 32 MiB ones by about 15%, because with few big pieces a core that falls behind
+/// leaves the other idle at the end, while many pieces let rayon's work stealing even the load out.
+const MAX_AUTO_CHUNK: usize = 1024 * 1024;
+
+/// The piece length `par_seal_in_place` uses for a `len`-byte message: at least four pieces per pool
+/// thread, each between [`MIN_AUTO_CHUNK`] and [`MAX_AUTO_CHUNK`]; the whole message when it is short or
+/// the pool has one thread.
+pub(crate) fn auto_chunk_len(k: &dyn GcmKernel, len: usize) -> usize {
     let threads = rayon::current_num_threads();
-    if len < MIN_PARALLEL_LEN || threads < 2 {
+    if len < k.min_parallel_len() || threads < 2 {
         return len.max(16);
     }
-    len.div_ceil(threads * 4).max(MIN_AUTO_CHUNK)
+    len.div_ceil(threads * 4)
+        .clamp(MIN_AUTO_CHUNK, MAX_AUTO_CHUNK)
 }
 
 fn piece_len(chunk_len: usize) -> usize {

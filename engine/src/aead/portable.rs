@@ -182,6 +182,11 @@ impl GcmKernel for Key {
         Self::mul_gf(a, b)
     }
 
+    fn min_parallel_len(&self) -> usize {
+        // About three times slower than the AES-NI kernel, so splitting pays three times sooner.
+        64 * 1024
+    }
+
     fn tag(
         &self,
         nonce: &[u8; NONCE_LEN],
