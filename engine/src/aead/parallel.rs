@@ -20,9 +20,9 @@ const MIN_AUTO_CHUNK: usize = 64 * 1024;
 /// leaves the other idle at the end, while many pieces let rayon's work stealing even the load out.
 const MAX_AUTO_CHUNK: usize = 1024 * 1024;
 
-/// The piece length `par_seal_in_place` uses for a `len`-byte message: at least four pieces per pool
-/// thread, each between [`MIN_AUTO_CHUNK`] and [`MAX_AUTO_CHUNK`]; the whole message when it is short or
-/// the pool has one thread.
+/// The piece length `par_seal_in_place` uses for a `len`-byte message: four or more pieces per pool
+/// thread where the piece bounds [`MIN_AUTO_CHUNK`]..=[`MAX_AUTO_CHUNK`] allow; the whole message when it
+/// is below the backend's threshold or the pool has one thread.
 pub(crate) fn auto_chunk_len(k: &dyn GcmKernel, len: usize) -> usize {
     let threads = rayon::current_num_threads();
     if len < k.min_parallel_len() || threads < 2 {
