@@ -92,6 +92,8 @@ impl Backend {
             Backend::Portable => true,
             #[cfg(target_arch = "x86_64")]
             Backend::AesNiClmul => x86::AesNiClmulCpu::detect().is_some(),
+            #[cfg(target_arch = "x86_64")]
+            Backend::VaesAvx2 => x86::VaesAvx2Cpu::detect().is_some(),
             _ => false,
         }
     }
@@ -233,6 +235,8 @@ enum Kernel {
     Portable(portable::Key),
     #[cfg(target_arch = "x86_64")]
     AesNiClmul(x86::aesni_clmul::Key),
+    #[cfg(target_arch = "x86_64")]
+    VaesAvx2(x86::vaes_avx2::Key),
 }
 
 impl Kernel {
@@ -241,6 +245,8 @@ impl Kernel {
             Kernel::Portable(k) => k,
             #[cfg(target_arch = "x86_64")]
             Kernel::AesNiClmul(k) => k,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::VaesAvx2(k) => k,
         }
     }
 }
@@ -297,6 +303,11 @@ impl Aes256Gcm {
             Backend::AesNiClmul => {
                 let cpu = x86::AesNiClmulCpu::detect().ok_or(Error::BackendUnavailable(b))?;
                 Kernel::AesNiClmul(x86::aesni_clmul::Key::new(key, cpu))
+            }
+            #[cfg(target_arch = "x86_64")]
+            Backend::VaesAvx2 => {
+                let cpu = x86::VaesAvx2Cpu::detect().ok_or(Error::BackendUnavailable(b))?;
+                Kernel::VaesAvx2(x86::vaes_avx2::Key::new(key, cpu))
             }
             _ => return Err(Error::BackendUnavailable(b)),
         };

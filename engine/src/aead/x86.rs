@@ -5,6 +5,7 @@
 //! carries the proof that the check ran (ring's approach).
 
 pub(crate) mod aesni_clmul;
+pub(crate) mod vaes_avx2;
 
 cpufeatures::new!(cpuid_aesni_clmul, "aes", "pclmulqdq", "avx");
 
@@ -16,5 +17,29 @@ pub(crate) struct AesNiClmulCpu(());
 impl AesNiClmulCpu {
     pub(crate) fn detect() -> Option<Self> {
         cpuid_aesni_clmul::get().then_some(AesNiClmulCpu(()))
+    }
+}
+
+/// Proof that this CPU has VAES, VPCLMULQDQ and AVX2 (with the OS saving 256-bit state), besides what
+/// [`AesNiClmulCpu`] proves.
+///
+/// VAES and VPCLMULQDQ are checked with the standard library's detection, not `cpufeatures`: that crate
+/// (0.2 and 0.3) counts them present only when the OS saves AVX-512 state, which would hide them on CPUs
+/// such as Zen 3 that have them on 256-bit registers only.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VaesAvx2Cpu(AesNiClmulCpu);
+
+impl VaesAvx2Cpu {
+    pub(crate) fn detect() -> Option<Self> {
+        let narrow = AesNiClmulCpu::detect()?;
+        let wide = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("vaes")
+            && std::arch::is_x86_feature_detected!("vpclmulqdq");
+        wide.then_some(VaesAvx2Cpu(narrow))
+    }
+
+    /// The 128-bit backend's witness: everything it needs is part of this one.
+    pub(crate) fn narrow(self) -> AesNiClmulCpu {
+        self.0
     }
 }

@@ -23,9 +23,9 @@ const WIDTH: usize = 8;
 
 pub(crate) struct Key {
     /// AES-256 round keys.
-    rk: [__m128i; 15],
+    pub(super) rk: [__m128i; 15],
     /// `h[i]` = H^(i+1) in POLYVAL's representation.
-    h: [__m128i; WIDTH],
+    pub(super) h: [__m128i; WIDTH],
     /// `hk[i]` = low half ⊕ high half of `h[i]`, in both halves: the Karatsuba middle operand.
     hk: [__m128i; WIDTH],
     _cpu: AesNiClmulCpu,
@@ -99,13 +99,13 @@ impl GcmKernel for Key {
 // ---- small helpers: all inlined into the `#[target_feature]` entry points below ----
 
 #[inline]
-fn load(b: &[u8; 16]) -> __m128i {
+pub(super) fn load(b: &[u8; 16]) -> __m128i {
     // SAFETY: reads exactly the 16 bytes `b` borrows; unaligned loads are allowed. SSE2 is baseline.
     unsafe { _mm_loadu_si128(b.as_ptr().cast()) }
 }
 
 #[inline]
-fn store(b: &mut [u8; 16], v: __m128i) {
+pub(super) fn store(b: &mut [u8; 16], v: __m128i) {
     // SAFETY: writes exactly the 16 bytes `b` borrows mutably; unaligned stores are allowed.
     unsafe { _mm_storeu_si128(b.as_mut_ptr().cast(), v) }
 }
@@ -133,7 +133,7 @@ fn mul_parts(a: __m128i, h: __m128i, hk: __m128i) -> (__m128i, __m128i, __m128i)
 /// `(hi·x^128 ⊕ mid·x^64 ⊕ lo) · x^-128 mod P` where `mid` still holds the raw Karatsuba middle.
 #[inline]
 #[target_feature(enable = "pclmulqdq,sse2")]
-fn reduce(lo: __m128i, mid: __m128i, hi: __m128i) -> __m128i {
+pub(super) fn reduce(lo: __m128i, mid: __m128i, hi: __m128i) -> __m128i {
     let mid = _mm_xor_si128(mid, _mm_xor_si128(lo, hi));
     let lo = _mm_xor_si128(lo, _mm_slli_si128(mid, 8));
     let hi = _mm_xor_si128(hi, _mm_srli_si128(mid, 8));
@@ -149,7 +149,7 @@ fn reduce(lo: __m128i, mid: __m128i, hi: __m128i) -> __m128i {
 /// POLYVAL's dot product `a · b · x^-128`.
 #[inline]
 #[target_feature(enable = "pclmulqdq,sse2")]
-fn dot(a: __m128i, b: __m128i) -> __m128i {
+pub(super) fn dot(a: __m128i, b: __m128i) -> __m128i {
     let bk = _mm_xor_si128(b, _mm_shuffle_epi32(b, 0x4e));
     let (lo, mid, hi) = mul_parts(a, b, bk);
     reduce(lo, mid, hi)
@@ -291,7 +291,7 @@ fn ghash_bytes(k: &Key, state: GhashState, data: &[u8]) -> GhashState {
 /// `_mm_add_epi32` is GCM's inc32 (wrapping mod 2^32).
 #[inline]
 #[target_feature(enable = "ssse3")]
-fn counter_block(nonce: &[u8; NONCE_LEN], counter: u32) -> __m128i {
+pub(super) fn counter_block(nonce: &[u8; NONCE_LEN], counter: u32) -> __m128i {
     let mut b = [0u8; 16];
     b[..12].copy_from_slice(nonce);
     b[12..].copy_from_slice(&counter.to_be_bytes());
@@ -405,7 +405,7 @@ macro_rules! stitched {
 /// The main loop hashes one batch behind: each batch's ciphertext is captured, byte-reversed, at the end
 /// of the iteration that produces or consumes it, and multiplied in during the next batch's AES rounds.
 #[target_feature(enable = "aes,pclmulqdq,avx")]
-fn crypt<const ENCRYPT: bool>(
+pub(super) fn crypt<const ENCRYPT: bool>(
     k: &Key,
     nonce: &[u8; NONCE_LEN],
     counter: u32,
