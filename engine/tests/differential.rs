@@ -62,6 +62,24 @@ fn every_length_up_to_1100() {
     }
 }
 
+/// Lengths around every multiple of the kernels' batch widths (128 bytes for `aesni`, 256 for
+/// `vaes-avx2`, whose last 0..=255 bytes go to the 128-bit kernel) up to 10 KiB, with AAD lengths that
+/// straddle the AAD hashing batches (8 blocks) and the portable backend's lane groups (32 blocks).
+#[test]
+fn around_batch_multiples() {
+    let key = [0x17u8; 32];
+    let nonce = [0x71u8; 12];
+    let bytes: Vec<u8> = (0..10 * 1024 + 64).map(|i| (i * 13 % 256) as u8).collect();
+    for k in 1..=40usize {
+        for delta in [-17isize, -16, -15, -1, 0, 1, 15, 16, 17] {
+            let len = (k * 256).checked_add_signed(delta).expect("positive");
+            for aad_len in [127, 128, 129, 255, 256, 257, 511, 512, 513] {
+                check_all(&key, &nonce, &bytes[..aad_len], &bytes[..len], &CALLS[..2]);
+            }
+        }
+    }
+}
+
 fn arb_call() -> impl Strategy<Value = Call> {
     prop_oneof![
         Just(Call::Single),
