@@ -18,8 +18,8 @@
 //! | [`Backend`] | name | needs | what it is |
 //! |---|---|---|---|
 //! | `Portable` | `portable` | nothing | RustCrypto `aes` + `ctr` + `ghash` composed into GCM; the reference, and the ARMv8 path |
-//! | `AesNiClmul` | `aesni` | x86-64 AES-NI, PCLMULQDQ, SSSE3, SSE4.1 | stitched kernel, 8 blocks in flight |
-//! | `VaesAvx2` | `vaes-avx2` | VAES, VPCLMULQDQ, AVX2 | not built yet: never available |
+//! | `AesNiClmul` | `aesni` | x86-64 AES-NI, PCLMULQDQ, AVX | stitched kernel, 8 blocks in flight |
+//! | `VaesAvx2` | `vaes-avx2` | the above and VAES, VPCLMULQDQ, AVX2 | stitched kernel on 256-bit registers, 16 blocks in flight |
 //! | `VaesAvx512` | `vaes-avx512` | VAES, VPCLMULQDQ, AVX-512 | not built yet: never available |
 //!
 //! The environment variable `SSEKIT_BACKEND` (one of the names above) makes [`Aes256Gcm::new`] use that

@@ -64,6 +64,17 @@ fn x86_detection_matches_std() {
         && std::arch::is_x86_feature_detected!("pclmulqdq")
         && std::arch::is_x86_feature_detected!("avx");
     assert_eq!(Backend::AesNiClmul.is_available(), has_aesni);
+    let has_vaes_avx2 = has_aesni
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("vaes")
+        && std::arch::is_x86_feature_detected!("vpclmulqdq");
+    assert_eq!(Backend::VaesAvx2.is_available(), has_vaes_avx2);
+    // Fastest first: where the 256-bit kernel runs, it is the one picked.
+    if has_vaes_avx2 {
+        assert_eq!(Backend::detect(), Backend::VaesAvx2);
+    } else if has_aesni {
+        assert_eq!(Backend::detect(), Backend::AesNiClmul);
+    }
 }
 
 #[test]
