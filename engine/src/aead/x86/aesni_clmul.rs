@@ -370,28 +370,7 @@ macro_rules! stitched {
                 hi = _mm_xor_si128(hi, h);
             };
         }
-        round!(1);
-        hash!(0);
-        round!(2);
-        hash!(1);
-        round!(3);
-        hash!(2);
-        round!(4);
-        hash!(3);
-        round!(5);
-        hash!(4);
-        round!(6);
-        hash!(5);
-        round!(7);
-        hash!(6);
-        round!(8);
-        hash!(7);
-        round!(9);
-        let acc = reduce(lo, mid, hi);
-        round!(10);
-        round!(11);
-        round!(12);
-        round!(13);
+        let acc = stitched_schedule!(round, hash, reduce(lo, mid, hi));
         for bi in b.iter_mut() {
             *bi = _mm_aesenclast_si128(*bi, k.rk[14]);
         }

@@ -264,28 +264,7 @@ macro_rules! stitched {
                 hi = _mm256_xor_si256(hi, h);
             };
         }
-        round!(1);
-        hash!(0);
-        round!(2);
-        hash!(1);
-        round!(3);
-        hash!(2);
-        round!(4);
-        hash!(3);
-        round!(5);
-        hash!(4);
-        round!(6);
-        hash!(5);
-        round!(7);
-        hash!(6);
-        round!(8);
-        hash!(7);
-        round!(9);
-        let acc = fold_reduce(lo, mid, hi);
-        round!(10);
-        round!(11);
-        round!(12);
-        round!(13);
+        let acc = stitched_schedule!(round, hash, fold_reduce(lo, mid, hi));
         for bj in b.iter_mut() {
             *bj = _mm256_aesenclast_epi128(*bj, k.rk[14]);
         }
