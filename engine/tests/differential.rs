@@ -119,6 +119,16 @@ fn long_messages_split_automatically() {
             check_all(&key, &nonce, b"aad", &msg, &[Call::Par { threads }]);
         }
     }
+    // Any piece size a caller passes works, from 0 (one block per task) to usize::MAX (no split).
+    for chunk in [0, usize::MAX, usize::MAX - 7] {
+        check_all(
+            &key,
+            &nonce,
+            b"aad",
+            &[7u8; 1000],
+            &[Call::Chunked { threads: 2, chunk }],
+        );
+    }
     // The pool is really used: a pool of 3 threads reports 3.
     assert_eq!(pool(3).install(rayon::current_num_threads), 3);
 }

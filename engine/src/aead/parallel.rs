@@ -32,8 +32,13 @@ pub(crate) fn auto_chunk_len(k: &dyn GcmKernel, len: usize) -> usize {
         .clamp(MIN_AUTO_CHUNK, MAX_AUTO_CHUNK)
 }
 
+/// `chunk_len` rounded up to a whole number of blocks (at least one), saturating: any caller's value is
+/// fine, and one past the message runs it on the calling thread.
 fn piece_len(chunk_len: usize) -> usize {
-    chunk_len.max(16).next_multiple_of(16)
+    chunk_len
+        .max(16)
+        .checked_next_multiple_of(16)
+        .unwrap_or(usize::MAX & !15)
 }
 
 pub(crate) fn seal(
@@ -107,4 +112,19 @@ fn xor(a: &GhashState, b: &GhashState) -> GhashState {
         out[i] = a[i] ^ b[i];
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::piece_len;
+
+    #[test]
+    fn piece_len_is_whole_blocks_for_any_input() {
+        assert_eq!(piece_len(0), 16);
+        assert_eq!(piece_len(1), 16);
+        assert_eq!(piece_len(16), 16);
+        assert_eq!(piece_len(17), 32);
+        assert_eq!(piece_len(usize::MAX), usize::MAX & !15);
+        assert_eq!(piece_len(usize::MAX - 20) % 16, 0);
+    }
 }
