@@ -125,15 +125,18 @@ fn setup(narrow: aesni_clmul::Key, cpu: VaesAvx2Cpu) -> Key {
 }
 
 #[inline]
+#[target_feature(enable = "avx")]
 fn load2(b: &[u8; 32]) -> __m256i {
-    // SAFETY: reads exactly the 32 bytes `b` borrows; unaligned loads are allowed; AVX is enabled in
-    // every caller (all are `#[target_feature]` functions of this backend).
+    // SAFETY: reads exactly the 32 bytes `b` borrows; unaligned loads are allowed; AVX is enabled here
+    // and so in every caller.
     unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
 }
 
 #[inline]
+#[target_feature(enable = "avx")]
 fn store2(b: &mut [u8; 32], v: __m256i) {
-    // SAFETY: writes exactly the 32 bytes `b` borrows mutably; unaligned stores are allowed.
+    // SAFETY: writes exactly the 32 bytes `b` borrows mutably; unaligned stores are allowed; AVX is
+    // enabled here and so in every caller.
     unsafe { _mm256_storeu_si256(b.as_mut_ptr().cast(), v) }
 }
 
