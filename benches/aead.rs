@@ -16,7 +16,7 @@
 //! criterion's estimates into the ratio tables of docs/BENCHMARKS.md.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use criterion::measurement::WallTime;
@@ -278,7 +278,7 @@ fn parallel(c: &mut Criterion) {
                         .par_chunks_mut(1 << 20)
                         .zip(sealed.get().par_chunks(1 << 20))
                         .for_each(|(d, s)| d.copy_from_slice(s));
-                    let start = std::time::Instant::now();
+                    let start = Instant::now();
                     k.par_open_in_place(&NONCE, AAD, dst.get_mut(), &tag)
                         .unwrap();
                     spent += start.elapsed();

@@ -53,29 +53,21 @@ impl Key {
     /// GHASH of `LANES · run` whole blocks from `state`, as `LANES` chains over contiguous runs.
     ///
     /// `polyval` (under `ghash`) multiplies one block at a time with a full reduction, so a single chain
-    /// waits on each multiplication's latency. Independent chains fed one block each in turn overlap in
-    /// the CPU; their digests are then joined as in parallel GCM:
-    /// `GHASH(A ‖ B) = GHASH(A) · H^blocks(B) ⊕ GHASH(B)`.
+    /// waits on each multiplication's latency. Independent chains, each from zero and fed one block in
+    /// turn, overlap in the CPU; their digests are then joined, starting from `state`, as in parallel
+    /// GCM: `GHASH_S(A ‖ B) = GHASH_S(A) · H^blocks(B) ⊕ GHASH_0(B)` and `GHASH_S(A) = S · H^blocks(A) ⊕
+    /// GHASH_0(A)`.
     fn ghash_lanes(&self, state: &GhashState, blocks: &[[u8; 16]], run: usize) -> GhashState {
         debug_assert!(run.is_power_of_two() && blocks.len() == LANES * run);
         let runs: [&[[u8; 16]]; LANES] = std::array::from_fn(|j| &blocks[j * run..(j + 1) * run]);
         let mut lanes: [GHash; LANES] = std::array::from_fn(|_| GHash::new(self.h.as_ref().into()));
-        // The incoming state joins the first block of the first run.
-        let mut first = Zeroizing::new(runs[0][0]);
-        for (f, s) in first.iter_mut().zip(state) {
-            *f ^= s;
-        }
-        lanes[0].update_padded(first.as_ref());
-        for (lane, r) in lanes.iter_mut().zip(runs).skip(1) {
-            lane.update_padded(r[0].as_ref());
-        }
-        for i in 1..run {
+        for i in 0..run {
             for (lane, r) in lanes.iter_mut().zip(runs) {
                 lane.update_padded(r[i].as_ref());
             }
         }
         let h_run = &self.h_runs[run.trailing_zeros() as usize];
-        let mut acc = [0u8; 16];
+        let mut acc = *state;
         for lane in lanes {
             let d: [u8; 16] = lane.finalize().into();
             acc = Self::mul_gf(&acc, h_run);
@@ -137,11 +129,10 @@ impl GcmKernel for Key {
         &self,
         nonce: &[u8; NONCE_LEN],
         counter: u32,
-        state: GhashState,
+        mut state: GhashState,
         buf: &mut [u8],
     ) -> GhashState {
         let mut ctr = self.ctr(nonce, counter);
-        let mut state = state;
         for piece in buf.chunks_mut(PIECE) {
             ctr.apply_keystream(piece);
             state = self.ghash(state, piece);
@@ -153,11 +144,10 @@ impl GcmKernel for Key {
         &self,
         nonce: &[u8; NONCE_LEN],
         counter: u32,
-        state: GhashState,
+        mut state: GhashState,
         buf: &mut [u8],
     ) -> GhashState {
         let mut ctr = self.ctr(nonce, counter);
-        let mut state = state;
         for piece in buf.chunks_mut(PIECE) {
             state = self.ghash(state, piece);
             ctr.apply_keystream(piece);

@@ -105,10 +105,11 @@ impl GcmKernel for Key {
 #[target_feature(enable = "aes,pclmulqdq,avx,avx2,vaes,vpclmulqdq")]
 fn setup(narrow: aesni_clmul::Key, cpu: VaesAvx2Cpu) -> Key {
     let rk = narrow.rk.map(|r| _mm256_broadcastsi128_si256(r));
-    // H^1..H^16: the narrow key has H^1..H^8.
+    // H^1..H^16, continuing the powers the narrow key already holds.
+    let have = narrow.h.len();
     let mut pows = [narrow.h[0]; 2 * VECS];
-    pows[..8].copy_from_slice(&narrow.h);
-    for i in 8..2 * VECS {
+    pows[..have].copy_from_slice(&narrow.h);
+    for i in have..2 * VECS {
         pows[i] = aesni_clmul::dot(pows[i - 1], pows[0]);
     }
     let h: [__m256i; VECS] =
@@ -206,18 +207,21 @@ fn fold_reduce(lo: __m256i, mid: __m256i, hi: __m256i) -> __m128i {
     reduce(fold(lo), fold(mid), fold(hi))
 }
 
-/// GHASH of 16 byte-reversed blocks (two per register) into `acc`, not stitched: the last batch.
+/// `x` with the accumulator XORed into its low lane: the first block of a batch carries the digest in.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn with_acc(x: __m256i, acc: __m128i) -> __m256i {
+    _mm256_xor_si256(x, _mm256_set_m128i(_mm_setzero_si128(), acc))
+}
+
+/// GHASH of 16 byte-reversed blocks (two per register, accumulator already folded into the low lane of
+/// `x[0]`), not stitched: the last batch. Returns the new accumulator.
 #[inline]
 #[target_feature(enable = "avx2,pclmulqdq,vpclmulqdq")]
-fn hash_batch(k: &Key, acc: __m128i, x: &[__m256i; VECS]) -> __m128i {
+fn hash_batch(k: &Key, x: &[__m256i; VECS]) -> __m128i {
     let z = _mm256_setzero_si256();
     let (mut lo, mut mid, mut hi) = (z, z, z);
     for (j, &xj) in x.iter().enumerate() {
-        let xj = if j == 0 {
-            _mm256_xor_si256(xj, _mm256_set_m128i(_mm_setzero_si128(), acc))
-        } else {
-            xj
-        };
         let (l, m, h) = mul_parts2(xj, k.h[j], k.hk[j]);
         lo = _mm256_xor_si256(lo, l);
         mid = _mm256_xor_si256(mid, m);
@@ -312,11 +316,12 @@ fn crypt<const ENCRYPT: bool>(
         xor_and_capture!(first, ks, pending);
         for batch in batches {
             let mut ks = next_counters(k, &mut ctr);
-            pending[0] = _mm256_xor_si256(pending[0], _mm256_set_m128i(_mm_setzero_si128(), acc));
+            pending[0] = with_acc(pending[0], acc);
             acc = stitched!(k, &mut ks, &pending);
             xor_and_capture!(batch, ks, pending);
         }
-        acc = hash_batch(k, acc, &pending);
+        pending[0] = with_acc(pending[0], acc);
+        acc = hash_batch(k, &pending);
         store(&mut state, acc);
     }
     // The caller keeps the message within GCM's limit, so the counter does not pass 2^32 - 1.
