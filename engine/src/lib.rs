@@ -4,3 +4,5 @@
 //!   form that spreads one message over all cores.
 
 pub mod aead;
+pub mod keys;
+pub mod object;

@@ -1,0 +1,317 @@
+//! The object format v1 (`docs/FORMAT.md` is the byte-by-byte specification).
+//!
+//! Every object's data, and every part's data for a multipart upload, is one
+//! [Cobblestone-256](cobblestone) message under the object's data key with the context
+//! `"ssekit object v1" ‖ be32(part)`: part 0 for a single-part object, 1..=10000 for S3 parts. Each
+//! message has its own random salt, so parts are sealed independently, on any server, in any order.
+//!
+//! ```
+//! use ssekit_engine::{keys::DataKey, object};
+//!
+//! let dek = DataKey::generate();
+//! let sealed = object::seal(&dek, b"every byte at rest").unwrap();
+//! assert_eq!(object::open(&dek, &sealed).unwrap(), b"every byte at rest");
+//! ```
+//!
+//! - Whole objects in memory: [`seal`], [`seal_into`], [`open`], [`open_into`] (chunks on all cores).
+//! - Streams: [`SealWriter`] (`std::io::Write`, must be finished) and [`OpenReader`] (`std::io::Read`,
+//!   and `std::io::Seek` when the source seeks), parallel over batches of chunks, memory bounded by
+//!   two batches whatever the object size.
+//! - Ranges: [`plan_range`] says which stored bytes a plaintext range needs; [`open_range`] fetches
+//!   and opens only those chunks.
+//! - Multipart: [`seal_part`], [`open_parts`], and ranges over parts.
+//! - Metadata: [`ObjectMeta`] and the file container ([`write_container_header`],
+//!   [`read_container_header`]).
+
+use std::fmt;
+use std::io;
+
+use crate::keys::DataKey;
+
+pub mod cobblestone;
+mod meta;
+mod range;
+mod stream;
+
+pub use cobblestone::{
+    CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, chunk_count, plaintext_len, sealed_len,
+};
+pub use meta::{
+    CONTAINER_MAGIC, CONTAINER_VERSION, FORMAT_VERSION, MAX_META_LEN, MetaError, ObjectMeta,
+    PartEntry, SseMode, read_container_header, write_container_header,
+};
+pub use range::{ByteRange, PartFetch, RangePlan, RangeRead, ReadAt, open_range, plan_range};
+pub use stream::{OpenReader, SealWriter};
+
+pub(crate) use meta::{Writer as MetaWriter, encode_context};
+
+/// Highest S3 part number.
+pub const MAX_PART_NUMBER: u32 = 10_000;
+
+/// What can go wrong sealing or opening an object.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The commitment does not match: the data key or the context is wrong (or the 56-byte header is
+    /// damaged; a commitment cannot tell the three apart). Checked before any chunk is decrypted.
+    WrongKey,
+    /// Chunk `chunk` of the message failed authentication: the stored data was altered, reordered or
+    /// spliced from another object.
+    Tampered {
+        /// Index of the first chunk that failed, from 0.
+        chunk: u64,
+    },
+    /// The stored length is one no message has: cut inside the header, a chunk or a tag, or missing
+    /// the short final chunk.
+    Truncated,
+    /// The input key is not 32 bytes.
+    InvalidKeySize,
+    /// The message would have 2^38 chunks or more.
+    TooLarge,
+    /// An output buffer has the wrong size.
+    BufferSize {
+        /// The size needed.
+        expected: u64,
+        /// The size given.
+        got: u64,
+    },
+    /// A part number outside 0..=10000, or a part table that does not fit the stored data.
+    BadLayout(&'static str),
+    /// The range starts past the end of the object (S3: 416 InvalidRange).
+    RangeNotSatisfiable {
+        /// The object's plaintext size.
+        size: u64,
+    },
+    /// A range whose first byte is after its last.
+    InvalidRange,
+    /// The forced AES-GCM backend is not usable here.
+    Backend(crate::aead::Error),
+    /// Reading or writing the underlying data failed.
+    Io {
+        /// The I/O error's kind.
+        kind: io::ErrorKind,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::WrongKey => f.write_str("wrong key: the data key or the encryption context does not match the object (or its header is damaged)"),
+            Error::Tampered { chunk } => write!(f, "tampered data: chunk {chunk} failed authentication"),
+            Error::Truncated => f.write_str("truncated data: the stored length is not that of a complete object"),
+            Error::InvalidKeySize => f.write_str("the data key must be 32 bytes"),
+            Error::TooLarge => f.write_str("object too large: more than 2^38 chunks (4 PiB)"),
+            Error::BufferSize { expected, got } => write!(f, "buffer of {got} bytes where {expected} are needed"),
+            Error::BadLayout(what) => write!(f, "bad part layout: {what}"),
+            Error::RangeNotSatisfiable { size } => write!(f, "range not satisfiable: the object has {size} bytes"),
+            Error::InvalidRange => f.write_str("invalid range: its first byte is after its last"),
+            Error::Backend(e) => write!(f, "{e}"),
+            Error::Io { message, .. } => write!(f, "I/O error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        // An object error carried through `io::Error` (from `OpenReader`) comes back as itself.
+        if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            return *e
+                .into_inner()
+                .expect("checked")
+                .downcast::<Error>()
+                .expect("checked");
+        }
+        Error::Io {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Io { kind, message } => io::Error::new(kind, message),
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}
+
+/// The Cobblestone context of part `part` (0 for a single-part object): `"ssekit object v1" ‖ be32(part)`.
+pub fn part_context(part: u32) -> [u8; 20] {
+    let mut c = [0u8; 20];
+    c[..16].copy_from_slice(b"ssekit object v1");
+    c[16..].copy_from_slice(&part.to_be_bytes());
+    c
+}
+
+fn check_part(part: u32) -> Result<(), Error> {
+    if part > MAX_PART_NUMBER {
+        Err(Error::BadLayout(
+            "part numbers are 1..=10000 (0 for a single-part object)",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn random_salt() -> [u8; cobblestone::SALT_LEN] {
+    let mut salt = [0u8; cobblestone::SALT_LEN];
+    getrandom::fill(&mut salt).expect("the operating system's random number generator failed");
+    salt
+}
+
+/// Seals a single-part object's data.
+///
+/// # Errors
+///
+/// [`Error::TooLarge`], or [`Error::Backend`] for a bad `SSEKIT_BACKEND`.
+pub fn seal(dek: &DataKey, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    seal_part(dek, 0, plaintext)
+}
+
+/// Seals part `part` (1..=10000; 0 is the single-part object) of an object.
+///
+/// # Errors
+///
+/// As [`seal`], and [`Error::BadLayout`] for a part number over 10000.
+pub fn seal_part(dek: &DataKey, part: u32, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    let len = usize::try_from(sealed_len(plaintext.len() as u64)).map_err(|_| Error::TooLarge)?;
+    let mut out = vec![0u8; len];
+    seal_part_into(dek, part, plaintext, &mut out)?;
+    Ok(out)
+}
+
+/// [`seal`] into a caller's buffer of exactly [`sealed_len`] bytes (no allocation).
+///
+/// # Errors
+///
+/// As [`seal`], and [`Error::BufferSize`].
+pub fn seal_into(dek: &DataKey, plaintext: &[u8], out: &mut [u8]) -> Result<(), Error> {
+    seal_part_into(dek, 0, plaintext, out)
+}
+
+/// [`seal_part`] into a caller's buffer of exactly [`sealed_len`] bytes.
+///
+/// # Errors
+///
+/// As [`seal_part`], and [`Error::BufferSize`].
+pub fn seal_part_into(
+    dek: &DataKey,
+    part: u32,
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> Result<(), Error> {
+    check_part(part)?;
+    cobblestone::seal_with_salt_into(
+        dek.expose(),
+        &part_context(part),
+        &random_salt(),
+        plaintext,
+        out,
+    )
+}
+
+/// Opens a single-part object's data.
+///
+/// # Errors
+///
+/// [`Error::WrongKey`], [`Error::Tampered`], [`Error::Truncated`].
+pub fn open(dek: &DataKey, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    open_part(dek, 0, sealed)
+}
+
+/// Opens one part's data.
+///
+/// # Errors
+///
+/// As [`open`].
+pub fn open_part(dek: &DataKey, part: u32, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    check_part(part)?;
+    let len = usize::try_from(plaintext_len(sealed.len() as u64)?).map_err(|_| Error::TooLarge)?;
+    let mut out = vec![0u8; len];
+    cobblestone::open_into(dek.expose(), &part_context(part), sealed, &mut out)?;
+    Ok(out)
+}
+
+/// [`open`] into a caller's buffer of exactly [`plaintext_len`] bytes; zeroed on failure.
+///
+/// # Errors
+///
+/// As [`open`], and [`Error::BufferSize`].
+pub fn open_into(dek: &DataKey, sealed: &[u8], out: &mut [u8]) -> Result<(), Error> {
+    cobblestone::open_into(dek.expose(), &part_context(0), sealed, out)
+}
+
+/// Opens a multipart object whose stored data is its parts' messages concatenated in part-number
+/// order, as `parts` (from the object's metadata) lists them.
+///
+/// # Errors
+///
+/// As [`open`], and [`Error::BadLayout`] if the stored size does not match the part table.
+pub fn open_parts(dek: &DataKey, parts: &[PartEntry], sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    let spans = range::part_spans(parts, sealed.len() as u64)?;
+    let total: u64 = spans.iter().map(|s| s.plaintext_len).sum();
+    let mut out = vec![0u8; usize::try_from(total).map_err(|_| Error::TooLarge)?];
+    let mut at = 0usize;
+    for s in &spans {
+        let n = s.plaintext_len as usize;
+        let stored = &sealed[s.stored_start as usize..(s.stored_start + s.stored_len) as usize];
+        let r = cobblestone::open_into(
+            dek.expose(),
+            &part_context(s.number),
+            stored,
+            &mut out[at..at + n],
+        );
+        if let Err(e) = r {
+            out.fill(0);
+            return Err(e);
+        }
+        at += n;
+    }
+    Ok(out)
+}
+
+#[doc(hidden)]
+/// Test hook for the conformance suite: seal with a chosen salt. Never use a salt twice with one key.
+pub fn __seal_message_with_salt(
+    input_key: &[u8],
+    context: &[u8],
+    salt: &[u8; 24],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let mut out = vec![0u8; sealed_len(plaintext.len() as u64) as usize];
+    cobblestone::seal_with_salt_into(input_key, context, salt, plaintext, &mut out)?;
+    Ok(out)
+}
+
+/// Opens one raw Cobblestone-256 message (any input key length is checked, any context).
+///
+/// # Errors
+///
+/// As [`open`], and [`Error::InvalidKeySize`].
+pub fn open_message(input_key: &[u8], context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    let len = usize::try_from(plaintext_len(sealed.len() as u64)?).map_err(|_| Error::TooLarge)?;
+    if input_key.len() != 32 {
+        return Err(Error::InvalidKeySize);
+    }
+    let mut out = vec![0u8; len];
+    cobblestone::open_into(input_key, context, sealed, &mut out)?;
+    Ok(out)
+}
+
+/// Seals one raw Cobblestone-256 message with a fresh random salt.
+///
+/// # Errors
+///
+/// [`Error::InvalidKeySize`], [`Error::TooLarge`], [`Error::Backend`].
+pub fn seal_message(input_key: &[u8], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    let len = usize::try_from(sealed_len(plaintext.len() as u64)).map_err(|_| Error::TooLarge)?;
+    let mut out = vec![0u8; len];
+    cobblestone::seal_with_salt_into(input_key, context, &random_salt(), plaintext, &mut out)?;
+    Ok(out)
+}

@@ -1,0 +1,366 @@
+//! Cobblestone-256: c2sp.org/chunked-encryption instantiated with AEAD_AES_256_GCM and HKDF-Expand
+//! over SHA-512. One message = `salt ‖ commitment ‖ chunk_0 ‖ … ‖ chunk_n`; every chunk but the last
+//! holds 16 KiB of plaintext, the last holds less (possibly nothing), each is AES-256-GCM under the
+//! derived key with nonce `base_nonce XOR be96(k)` and no AAD.
+
+use hmac::{Hmac, Mac};
+use rayon::prelude::*;
+use sha2::Sha512;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::Error;
+use crate::aead::{Aes256Gcm, TAG_LEN};
+
+/// Plaintext bytes in every chunk but the final one.
+pub const CHUNK_LEN: usize = 16 * 1024;
+/// Stored bytes of a full chunk: plaintext plus tag.
+pub const SEALED_CHUNK_LEN: usize = CHUNK_LEN + TAG_LEN;
+/// Salt length.
+pub const SALT_LEN: usize = 24;
+/// Commitment length.
+pub const COMMITMENT_LEN: usize = 32;
+/// `salt ‖ commitment`: what precedes chunk 0.
+pub const HEADER_LEN: usize = SALT_LEN + COMMITMENT_LEN;
+/// The spec's bound on the chunk count: a message has fewer than 2^38 chunks.
+pub const MAX_CHUNKS: u64 = 1 << 38;
+
+const INFO_PREFIX: &[u8] = b"c2sp.org/chunked-encryption@v1+AEAD_AES_256_GCM\x00";
+
+/// Messages shorter than this are sealed and opened on the calling thread: below it, handing chunks to
+/// the rayon pool costs more than it saves.
+const PARALLEL_MIN_LEN: usize = 4 * CHUNK_LEN;
+/// Chunks per rayon task: 16 chunks = 256 KiB, large enough that task overhead vanishes, small enough
+/// to balance two to sixteen cores on a few MiB.
+const CHUNKS_PER_TASK: usize = 16;
+
+/// HKDF-Expand (RFC 5869 section 2.3) over SHA-512 with `info` given in pieces. Written out because
+/// the `hkdf` crate's `from_prk` insists on a PRK at least as long as the hash (64 bytes), while
+/// Cobblestone's PRK is the 32-byte input key, which RFC 5869 allows.
+fn hkdf_expand_sha512(prk: &[u8], info: &[&[u8]], okm: &mut [u8]) {
+    assert!(okm.len() <= 255 * 64, "HKDF-Expand output limit");
+    let mut prev: Option<Zeroizing<[u8; 64]>> = None;
+    for (i, out) in okm.chunks_mut(64).enumerate() {
+        let mut mac =
+            <Hmac<Sha512> as Mac>::new_from_slice(prk).expect("HMAC takes any key length");
+        if let Some(t) = &prev {
+            mac.update(t.as_ref());
+        }
+        for piece in info {
+            mac.update(piece);
+        }
+        mac.update(&[i as u8 + 1]);
+        let t = Zeroizing::new(<[u8; 64]>::from(mac.finalize().into_bytes()));
+        out.copy_from_slice(&t[..out.len()]);
+        prev = Some(t);
+    }
+}
+
+/// The stored length of a message of `plaintext_len` bytes.
+pub const fn sealed_len(plaintext_len: u64) -> u64 {
+    let full = plaintext_len / CHUNK_LEN as u64;
+    HEADER_LEN as u64
+        + full * SEALED_CHUNK_LEN as u64
+        + plaintext_len % CHUNK_LEN as u64
+        + TAG_LEN as u64
+}
+
+/// The plaintext length of a stored message of `sealed_len` bytes.
+///
+/// # Errors
+///
+/// [`Error::Truncated`] for a length no message has: shorter than the header and an empty chunk, or
+/// ending in a partial tag or a chunk that is a full 16 KiB (the final chunk must be short).
+pub fn plaintext_len(sealed_len: u64) -> Result<u64, Error> {
+    let body = sealed_len
+        .checked_sub(HEADER_LEN as u64)
+        .ok_or(Error::Truncated)?;
+    let full = body / SEALED_CHUNK_LEN as u64;
+    let last = body % SEALED_CHUNK_LEN as u64;
+    if last < TAG_LEN as u64 {
+        return Err(Error::Truncated);
+    }
+    if full >= MAX_CHUNKS {
+        return Err(Error::TooLarge);
+    }
+    Ok(full * CHUNK_LEN as u64 + last - TAG_LEN as u64)
+}
+
+/// Number of chunks (the final one included) of a message of `plaintext_len` bytes.
+pub const fn chunk_count(plaintext_len: u64) -> u64 {
+    plaintext_len / CHUNK_LEN as u64 + 1
+}
+
+/// The per-message key, base nonce and commitment derived from an input key, a salt and a context.
+/// Holds the AES key schedule (zeroized on drop) and the salt and commitment to write or check.
+pub struct MessageKey {
+    gcm: Aes256Gcm,
+    base_nonce: [u8; 12],
+    salt: [u8; SALT_LEN],
+    commitment: [u8; COMMITMENT_LEN],
+}
+
+impl std::fmt::Debug for MessageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageKey")
+            .field("backend", &self.gcm.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for MessageKey {
+    fn drop(&mut self) {
+        self.base_nonce.zeroize();
+    }
+}
+
+impl MessageKey {
+    /// Derives the message key for `input_key` (32 bytes), `salt` and `context`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKeySize`] if `input_key` is not 32 bytes; [`Error::Backend`] if
+    /// `SSEKIT_BACKEND` names a backend this CPU lacks.
+    pub fn derive(input_key: &[u8], salt: &[u8; SALT_LEN], context: &[u8]) -> Result<Self, Error> {
+        if input_key.len() != 32 {
+            return Err(Error::InvalidKeySize);
+        }
+        let mut okm = Zeroizing::new([0u8; 32 + 12 + COMMITMENT_LEN]);
+        hkdf_expand_sha512(input_key, &[INFO_PREFIX, salt, context], okm.as_mut());
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&okm[..32]);
+        let mut base_nonce = [0u8; 12];
+        base_nonce.copy_from_slice(&okm[32..44]);
+        let mut commitment = [0u8; COMMITMENT_LEN];
+        commitment.copy_from_slice(&okm[44..]);
+        let gcm = Aes256Gcm::from_env(&key).map_err(Error::Backend)?;
+        Ok(MessageKey {
+            gcm,
+            base_nonce,
+            salt: *salt,
+            commitment,
+        })
+    }
+
+    /// Derives the key for the message whose 56-byte header is `header` and checks its commitment,
+    /// before any chunk is touched.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongKey`] if the commitment does not match: a wrong key, a wrong context, or a damaged
+    /// header (the three are indistinguishable, by design of the commitment); otherwise as
+    /// [`MessageKey::derive`].
+    pub fn for_header(
+        input_key: &[u8],
+        header: &[u8; HEADER_LEN],
+        context: &[u8],
+    ) -> Result<Self, Error> {
+        let salt: &[u8; SALT_LEN] = header[..SALT_LEN].try_into().expect("24 bytes");
+        let key = Self::derive(input_key, salt, context)?;
+        if bool::from(key.commitment.ct_eq(&header[SALT_LEN..])) {
+            Ok(key)
+        } else {
+            Err(Error::WrongKey)
+        }
+    }
+
+    /// The 56-byte header to write before chunk 0.
+    pub fn header(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[..SALT_LEN].copy_from_slice(&self.salt);
+        h[SALT_LEN..].copy_from_slice(&self.commitment);
+        h
+    }
+
+    /// The backend the chunks run on.
+    pub fn backend(&self) -> crate::aead::Backend {
+        self.gcm.backend()
+    }
+
+    fn nonce(&self, index: u64) -> [u8; 12] {
+        debug_assert!(index < MAX_CHUNKS);
+        let mut n = self.base_nonce;
+        for (b, c) in n[4..].iter_mut().zip(index.to_be_bytes()) {
+            *b ^= c;
+        }
+        n
+    }
+
+    /// Seals chunk `index` from `plaintext` into `out` (`plaintext.len() + 16` bytes).
+    pub(crate) fn seal_chunk_into(&self, index: u64, plaintext: &[u8], out: &mut [u8]) {
+        let (body, tag) = out.split_at_mut(plaintext.len());
+        body.copy_from_slice(plaintext);
+        tag.copy_from_slice(&self.gcm.seal_in_place(&self.nonce(index), &[], body));
+    }
+
+    /// Opens sealed chunk `index` (`sealed` = ciphertext ‖ tag) in place; returns the plaintext length.
+    /// On failure the ciphertext part of `sealed` is zeroed.
+    pub(crate) fn open_chunk_in_place(
+        &self,
+        index: u64,
+        sealed: &mut [u8],
+    ) -> Result<usize, Error> {
+        let len = sealed.len().checked_sub(TAG_LEN).ok_or(Error::Truncated)?;
+        let (body, tag) = sealed.split_at_mut(len);
+        let tag: &[u8; 16] = (&*tag).try_into().expect("16 bytes");
+        self.gcm
+            .open_in_place(&self.nonce(index), &[], body, tag)
+            .map_err(|_| Error::Tampered { chunk: index })?;
+        Ok(len)
+    }
+
+    /// Seals chunks `first..` from `plaintext` (cut into 16 KiB chunks) into `out`, which holds
+    /// exactly their sealed lengths, plus 16 bytes for an empty final chunk when the caller ends the
+    /// message on a chunk boundary. Runs on the rayon pool when the batch is large.
+    pub(crate) fn seal_chunks_into(&self, first: u64, plaintext: &[u8], out: &mut [u8]) {
+        let pieces = plaintext.len().div_ceil(CHUNK_LEN);
+        let work =
+            |(i, (p, o)): (usize, (&[u8], &mut [u8]))| self.seal_chunk_into(first + i as u64, p, o);
+        if plaintext.len() < PARALLEL_MIN_LEN {
+            plaintext
+                .chunks(CHUNK_LEN)
+                .zip(out.chunks_mut(SEALED_CHUNK_LEN))
+                .enumerate()
+                .for_each(work);
+        } else {
+            plaintext
+                .par_chunks(CHUNK_LEN)
+                .zip(out.par_chunks_mut(SEALED_CHUNK_LEN))
+                .enumerate()
+                .with_min_len(CHUNKS_PER_TASK)
+                .for_each(work);
+        }
+        let sealed = pieces * SEALED_CHUNK_LEN - (pieces * CHUNK_LEN - plaintext.len());
+        if out.len() > sealed {
+            debug_assert_eq!(out.len() - sealed, TAG_LEN);
+            self.seal_chunk_into(first + pieces as u64, &[], &mut out[sealed..]);
+        }
+    }
+
+    /// Opens, in place, consecutive sealed chunks `first..` laid out at a stride of
+    /// [`SEALED_CHUNK_LEN`] in `sealed` (the last may be shorter). Returns how many chunks, from the
+    /// first, authenticated: all of them, or the valid prefix and the error of the first that failed.
+    pub(crate) fn open_chunks_in_place(
+        &self,
+        first: u64,
+        sealed: &mut [u8],
+    ) -> (usize, Result<(), Error>) {
+        let work = |(i, c): (usize, &mut [u8])| {
+            self.open_chunk_in_place(first + i as u64, c)
+                .err()
+                .map(|e| (i, e))
+        };
+        let failure = if sealed.len() < PARALLEL_MIN_LEN {
+            sealed
+                .chunks_mut(SEALED_CHUNK_LEN)
+                .enumerate()
+                .find_map(work)
+        } else {
+            sealed
+                .par_chunks_mut(SEALED_CHUNK_LEN)
+                .enumerate()
+                .with_min_len(CHUNKS_PER_TASK)
+                .filter_map(work)
+                .min_by_key(|&(i, _)| i)
+        };
+        match failure {
+            None => (sealed.len().div_ceil(SEALED_CHUNK_LEN), Ok(())),
+            Some((i, e)) => (i, Err(e)),
+        }
+    }
+}
+
+/// Seals `plaintext` as one message under `input_key` and `context` with the given salt, into `out`
+/// (exactly [`sealed_len`] bytes).
+pub(crate) fn seal_with_salt_into(
+    input_key: &[u8],
+    context: &[u8],
+    salt: &[u8; SALT_LEN],
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> Result<(), Error> {
+    if out.len() as u64 != sealed_len(plaintext.len() as u64) {
+        return Err(Error::BufferSize {
+            expected: sealed_len(plaintext.len() as u64),
+            got: out.len() as u64,
+        });
+    }
+    if chunk_count(plaintext.len() as u64) > MAX_CHUNKS {
+        return Err(Error::TooLarge);
+    }
+    let key = MessageKey::derive(input_key, salt, context)?;
+    let (header, body) = out.split_at_mut(HEADER_LEN);
+    header.copy_from_slice(&key.header());
+    key.seal_chunks_into(0, plaintext, body);
+    Ok(())
+}
+
+/// Opens one whole message into `out` (exactly [`plaintext_len`] bytes). The commitment is checked
+/// before any chunk; chunks are opened in parallel; on any failure `out` is zeroed.
+pub(crate) fn open_into(
+    input_key: &[u8],
+    context: &[u8],
+    sealed: &[u8],
+    out: &mut [u8],
+) -> Result<(), Error> {
+    let header: &[u8; HEADER_LEN] = sealed
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(Error::Truncated)?;
+    let len = plaintext_len(sealed.len() as u64)?;
+    if out.len() as u64 != len {
+        return Err(Error::BufferSize {
+            expected: len,
+            got: out.len() as u64,
+        });
+    }
+    let key = MessageKey::for_header(input_key, header, context)?;
+    let body = &sealed[HEADER_LEN..];
+    let index = |i: usize| i as u64;
+    let work = |(i, (c, o)): (usize, (&[u8], &mut [u8]))| -> Result<(), Error> {
+        let n = c.len() - TAG_LEN;
+        o.copy_from_slice(&c[..n]);
+        let tag: &[u8; 16] = c[n..].try_into().expect("16 bytes");
+        key.gcm
+            .open_in_place(&key.nonce(index(i)), &[], o, tag)
+            .map_err(|_| Error::Tampered { chunk: index(i) })
+    };
+    // `out` has one 16 KiB piece per chunk, except that an empty final chunk has no piece: zip stops
+    // there, so check that chunk on its own.
+    let result = if out.len() < PARALLEL_MIN_LEN {
+        body.chunks(SEALED_CHUNK_LEN)
+            .zip(out.chunks_mut(CHUNK_LEN))
+            .enumerate()
+            .try_for_each(work)
+    } else {
+        body.par_chunks(SEALED_CHUNK_LEN)
+            .zip(out.par_chunks_mut(CHUNK_LEN))
+            .enumerate()
+            .with_min_len(CHUNKS_PER_TASK)
+            .map(work)
+            .reduce(
+                || Ok(()),
+                |a, b| match (a, b) {
+                    (Err(Error::Tampered { chunk: x }), Err(Error::Tampered { chunk: y })) => {
+                        Err(Error::Tampered { chunk: x.min(y) })
+                    }
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                    _ => Ok(()),
+                },
+            )
+    };
+    let result = result.and_then(|()| {
+        if len % CHUNK_LEN as u64 == 0 {
+            let last = chunk_count(len) - 1;
+            let mut tag_only = [0u8; TAG_LEN];
+            tag_only.copy_from_slice(&body[body.len() - TAG_LEN..]);
+            key.open_chunk_in_place(last, &mut tag_only).map(|_| ())
+        } else {
+            Ok(())
+        }
+    });
+    if result.is_err() {
+        out.fill(0);
+    }
+    result
+}
