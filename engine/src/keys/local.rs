@@ -1,1 +1,697 @@
-//! placeholder
+//! `LocalKeyring`: KEKs in files under a directory, the embedded default provider.
+//!
+//! Layout of the directory (`$SSEKIT_HOME`, default `./.ssekit`):
+//!
+//! - `root.key`: the 32-byte root secret, created on first use unless `SSEKIT_ROOT_KEY_FILE` names
+//!   one elsewhere (keep it on other storage than the keyring in production).
+//! - `keys/<id>.key`: one file per KEK: `"SSEKKEY1" ‖ nonce ‖ AES-256-GCM(root, record)`, with the key id
+//!   as AAD, the record a JSON document with the key's state, schedule and every version's material.
+//!   Sealing the whole record means a file cannot be edited (to revive a disabled key, say) or
+//!   swapped for another key's without detection.
+//! - `.lock`: taken exclusively around every read-modify-write, so several processes can share a
+//!   keyring.
+//!
+//! Every write goes to a temporary file in the same directory which is written, fsynced, renamed
+//! over the old file, and the directory fsynced: a crash leaves either the old or the new file,
+//! never a torn one. Files are created 0600 and directories 0700, and files readable or writable by
+//! group or others are refused.
+//!
+//! Wraps are AES-256-GCM under the KEK version's material with a random 96-bit nonce and, as AAD,
+//! the key id, the version and the canonical encryption context: a wrap opens only with the context
+//! it was made with.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{
+    DataKey, EncryptionContext, KeyError, KeyInfo, KeyProvider, KeySpec, KeyState, WrappedKey,
+};
+use crate::aead::Aes256Gcm;
+
+/// The wrap algorithm this provider records.
+pub const WRAP_ALGORITHM: &str = "AES256-GCM";
+const PROVIDER: &str = "local";
+const RECORD_MAGIC: &[u8; 8] = b"SSEKKEY1";
+const DAY: u64 = 86_400;
+
+/// A source of the current time, in Unix seconds; tests use their own to move through rotation
+/// schedules and deletion windows.
+pub trait Clock: Send + Sync {
+    /// Now, in Unix seconds.
+    fn now(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(tag = "state")]
+enum StoredState {
+    Enabled,
+    Disabled,
+    PendingDeletion { delete_at: u64 },
+    Destroyed,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Version {
+    version: u32,
+    created: u64,
+    /// Base64 of the 32-byte KEK; empty once destroyed.
+    material: String,
+}
+
+impl Drop for Version {
+    fn drop(&mut self) {
+        self.material.zeroize();
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    id: String,
+    description: String,
+    created: u64,
+    #[serde(flatten)]
+    state: StoredState,
+    rotation_period_days: Option<u32>,
+    versions: Vec<Version>,
+}
+
+impl Record {
+    fn info(&self) -> KeyInfo {
+        let newest = self.versions.last();
+        KeyInfo {
+            id: self.id.clone(),
+            description: self.description.clone(),
+            state: match self.state {
+                StoredState::Enabled => KeyState::Enabled,
+                StoredState::Disabled => KeyState::Disabled,
+                StoredState::PendingDeletion { delete_at } => {
+                    KeyState::PendingDeletion { delete_at }
+                }
+                StoredState::Destroyed => KeyState::Destroyed,
+            },
+            current_version: newest.map_or(0, |v| v.version),
+            created: self.created,
+            rotated: newest.map_or(self.created, |v| v.created),
+            rotation_period_days: self.rotation_period_days,
+        }
+    }
+
+    /// Refuses use unless enabled, with the typed error of the state it is in.
+    fn require_enabled(&self) -> Result<(), KeyError> {
+        match self.state {
+            StoredState::Enabled => Ok(()),
+            StoredState::Disabled => Err(KeyError::Disabled(self.id.clone())),
+            StoredState::PendingDeletion { delete_at } => Err(KeyError::PendingDeletion {
+                id: self.id.clone(),
+                delete_at,
+            }),
+            StoredState::Destroyed => Err(KeyError::Destroyed(self.id.clone())),
+        }
+    }
+
+    fn add_version(&mut self, now: u64) {
+        let version = self.versions.last().map_or(1, |v| v.version + 1);
+        let fresh = DataKey::generate();
+        self.versions.push(Version {
+            version,
+            created: now,
+            material: BASE64.encode(fresh.expose()),
+        });
+    }
+
+    fn material(&self, version: u32) -> Result<Aes256Gcm, KeyError> {
+        let v = self
+            .versions
+            .iter()
+            .find(|v| v.version == version)
+            .ok_or_else(|| {
+                KeyError::WrongProvider(format!("key `{}` has no version {version}", self.id))
+            })?;
+        let bytes = Zeroizing::new(BASE64.decode(&v.material).map_err(|_| {
+            KeyError::Corrupt(format!("key `{}` version {version} is damaged", self.id))
+        })?);
+        let key = DataKey::try_from_slice(&bytes).map_err(|_| {
+            KeyError::Corrupt(format!("key `{}` version {version} is damaged", self.id))
+        })?;
+        Aes256Gcm::from_env(key.expose()).map_err(|e| KeyError::Io(e.to_string()))
+    }
+
+    /// Applies what time alone changes: destruction after the deletion window, scheduled rotation.
+    /// Returns true when the record changed and must be written.
+    fn refresh(&mut self, now: u64) -> bool {
+        match self.state {
+            StoredState::PendingDeletion { delete_at } if now >= delete_at => {
+                self.versions.clear();
+                self.state = StoredState::Destroyed;
+                true
+            }
+            StoredState::Enabled => match self.rotation_period_days {
+                Some(days) if now >= self.info().rotated.saturating_add(u64::from(days) * DAY) => {
+                    self.add_version(now);
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// The embedded default provider: KEKs in files under a directory. See the module documentation for
+/// the layout and its guarantees.
+pub struct LocalKeyring {
+    dir: PathBuf,
+    root: Aes256Gcm,
+    clock: Arc<dyn Clock>,
+    /// Serialises read-modify-write cycles within the process (the lock file does across processes).
+    busy: Mutex<()>,
+}
+
+impl std::fmt::Debug for LocalKeyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalKeyring")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> KeyError {
+    KeyError::Io(format!("{what} {}: {e}", path.display()))
+}
+
+fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::InsecurePermissions(format!(
+            "{} is accessible to group or others (mode {:o}); run `chmod go-rwx {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a file that must be private to its owner.
+fn read_private(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, KeyError> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("cannot open", path, e)),
+    };
+    let meta = f.metadata().map_err(|e| io_err("cannot stat", path, e))?;
+    check_private(path, &meta)?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    f.read_to_end(&mut buf)
+        .map_err(|e| io_err("cannot read", path, e))?;
+    Ok(Some(buf))
+}
+
+/// Writes `bytes` to `path` atomically: temporary file (0600) in the same directory, write, fsync,
+/// rename, fsync of the directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    let dir = path.parent().expect("keyring paths have a parent");
+    let name = path
+        .file_name()
+        .expect("keyring paths have a name")
+        .to_string_lossy();
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).expect("the operating system's random number generator failed");
+    let tmp = dir.join(format!(".{name}.tmp.{}", u64::from_le_bytes(nonce)));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| io_err("cannot create", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| io_err("cannot write", &tmp, e))?;
+        f.sync_all().map_err(|e| io_err("cannot sync", &tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| io_err("cannot rename onto", path, e))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err("cannot sync", dir, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
+    match fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(dir)
+    {
+        Ok(()) => Ok(()),
+        Err(e) => Err(io_err("cannot create", dir, e)),
+    }
+}
+
+/// Checks a key id: 1..=64 characters from `A-Z a-z 0-9 . _ -`, not starting with a dot.
+pub(crate) fn check_id(id: &str) -> Result<(), KeyError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::Malformed(format!(
+            "invalid key id `{}`: use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with a dot)",
+            id.escape_debug()
+        )))
+    }
+}
+
+fn wrap_aad(id: &str, version: u32, context: &EncryptionContext) -> Vec<u8> {
+    let mut aad = b"ssekit local wrap v1\0".to_vec();
+    aad.extend_from_slice(id.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad.extend_from_slice(&context.canonical_bytes());
+    aad
+}
+
+fn record_aad(id: &str) -> Vec<u8> {
+    let mut aad = b"ssekit keyring record v1\0".to_vec();
+    aad.extend_from_slice(id.as_bytes());
+    aad
+}
+
+fn random_nonce() -> [u8; 12] {
+    let mut n = [0u8; 12];
+    getrandom::fill(&mut n).expect("the operating system's random number generator failed");
+    n
+}
+
+impl LocalKeyring {
+    /// Opens (creating if needed) the keyring in `dir`, with the root secret from
+    /// `SSEKIT_ROOT_KEY_FILE` if set, else `dir/root.key` (generated on first use).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::InsecurePermissions`] for a root secret or directory others can read,
+    /// [`KeyError::Io`], [`KeyError::Corrupt`] for a root secret of the wrong size.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, KeyError> {
+        let root_file = std::env::var_os("SSEKIT_ROOT_KEY_FILE").map(PathBuf::from);
+        Self::open_with(dir, root_file.as_deref(), Arc::new(SystemClock))
+    }
+
+    /// As [`LocalKeyring::open`] with an explicit root-secret file (`None`: `dir/root.key`) and clock.
+    ///
+    /// # Errors
+    ///
+    /// As [`LocalKeyring::open`].
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        root_key_file: Option<&Path>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, KeyError> {
+        let dir = dir.as_ref().to_path_buf();
+        create_private_dir(&dir.join("keys"))?;
+        let meta = fs::metadata(&dir).map_err(|e| io_err("cannot stat", &dir, e))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(KeyError::InsecurePermissions(format!(
+                "keyring directory {} is accessible to group or others; run `chmod 700 {}`",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        let root_path = root_key_file.map_or_else(|| dir.join("root.key"), Path::to_path_buf);
+        let root_bytes = match read_private(&root_path)? {
+            Some(b) => b,
+            None if root_key_file.is_some() => {
+                return Err(KeyError::Io(format!(
+                    "root secret file {} (SSEKIT_ROOT_KEY_FILE) does not exist",
+                    root_path.display()
+                )));
+            }
+            None => {
+                let fresh = DataKey::generate();
+                // Create-if-absent without a window: a fresh file is linked in place only if no
+                // other process got there first; whoever lost reads the winner's.
+                let tmp = dir.join(format!(".root.key.tmp.{}", std::process::id()));
+                write_atomic(&tmp, fresh.expose())?;
+                let linked = fs::hard_link(&tmp, &root_path);
+                let _ = fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(io_err("cannot create", &root_path, e)),
+                }
+                read_private(&root_path)?
+                    .ok_or_else(|| KeyError::Io("root secret vanished".into()))?
+            }
+        };
+        let root = DataKey::try_from_slice(&root_bytes).map_err(|_| {
+            KeyError::Corrupt(format!(
+                "root secret {} must be exactly 32 bytes (it has {})",
+                root_path.display(),
+                root_bytes.len()
+            ))
+        })?;
+        let root = Aes256Gcm::from_env(root.expose()).map_err(|e| KeyError::Io(e.to_string()))?;
+        Ok(LocalKeyring {
+            dir,
+            root,
+            clock,
+            busy: Mutex::new(()),
+        })
+    }
+
+    /// The keyring's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates `id` with defaults if it does not exist (the CLI's `default` key); returns its info.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyProvider::create_key`].
+    pub fn ensure_key(&self, id: &str) -> Result<KeyInfo, KeyError> {
+        match self.describe(id) {
+            Err(KeyError::NotFound(_)) => match self.create_key(&KeySpec {
+                id: Some(id.to_owned()),
+                description: "created on first use".into(),
+                rotation_period_days: None,
+            }) {
+                Err(KeyError::AlreadyExists(_)) => self.describe(id),
+                other => other,
+            },
+            other => other,
+        }
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join("keys").join(format!("{id}.key"))
+    }
+
+    /// Runs `f` holding the process mutex and the keyring's lock file.
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T, KeyError>) -> Result<T, KeyError> {
+        let _guard = self
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let lock_path = self.dir.join(".lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| io_err("cannot open", &lock_path, e))?;
+        lock.lock()
+            .map_err(|e| io_err("cannot lock", &lock_path, e))?;
+        let r = f();
+        let _ = lock.unlock();
+        r
+    }
+
+    fn load(&self, id: &str) -> Result<Record, KeyError> {
+        check_id(id)?;
+        let path = self.path(id);
+        let sealed = read_private(&path)?.ok_or_else(|| KeyError::NotFound(id.to_owned()))?;
+        let corrupt = || {
+            KeyError::Corrupt(format!(
+                "key file {} does not open under this keyring's root secret: it is damaged, or from another keyring",
+                path.display()
+            ))
+        };
+        if sealed.len() < 8 + 12 + 16 || &sealed[..8] != RECORD_MAGIC {
+            return Err(corrupt());
+        }
+        let nonce: [u8; 12] = sealed[8..20].try_into().expect("12");
+        let mut body = Zeroizing::new(sealed[20..sealed.len() - 16].to_vec());
+        let tag: [u8; 16] = sealed[sealed.len() - 16..].try_into().expect("16");
+        self.root
+            .open_in_place(&nonce, &record_aad(id), &mut body, &tag)
+            .map_err(|_| corrupt())?;
+        let rec: Record = serde_json::from_slice(&body).map_err(|_| corrupt())?;
+        if rec.id != id {
+            return Err(corrupt());
+        }
+        Ok(rec)
+    }
+
+    fn store(&self, rec: &Record) -> Result<(), KeyError> {
+        let mut body =
+            Zeroizing::new(serde_json::to_vec(rec).map_err(|e| KeyError::Io(e.to_string()))?);
+        let nonce = random_nonce();
+        let tag = self
+            .root
+            .seal_in_place(&nonce, &record_aad(&rec.id), &mut body);
+        let mut file = Vec::with_capacity(8 + 12 + body.len() + 16);
+        file.extend_from_slice(RECORD_MAGIC);
+        file.extend_from_slice(&nonce);
+        file.extend_from_slice(&body);
+        file.extend_from_slice(&tag);
+        write_atomic(&self.path(&rec.id), &file)
+    }
+
+    /// Loads a record under the lock, applies time (destruction, scheduled rotation), lets `f` change
+    /// it, and writes it back if anything changed.
+    fn update<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Record, u64) -> Result<(T, bool), KeyError>,
+    ) -> Result<T, KeyError> {
+        self.locked(|| {
+            let mut rec = self.load(id)?;
+            let now = self.clock.now();
+            let aged = rec.refresh(now);
+            let r = f(&mut rec, now);
+            let changed = matches!(r, Ok((_, true)));
+            if aged || changed {
+                self.store(&rec)?;
+            }
+            r.map(|(t, _)| t)
+        })
+    }
+}
+
+impl KeyProvider for LocalKeyring {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn wrap(
+        &self,
+        key_id: &str,
+        dek: &DataKey,
+        context: &EncryptionContext,
+    ) -> Result<WrappedKey, KeyError> {
+        self.update(key_id, |rec, _| {
+            rec.require_enabled()?;
+            let version = rec.info().current_version;
+            let gcm = rec.material(version)?;
+            let nonce = random_nonce();
+            let mut body = Zeroizing::new(dek.expose().to_vec());
+            let tag = gcm.seal_in_place(&nonce, &wrap_aad(key_id, version, context), &mut body);
+            let mut ciphertext = nonce.to_vec();
+            ciphertext.extend_from_slice(&body);
+            ciphertext.extend_from_slice(&tag);
+            Ok((
+                WrappedKey {
+                    provider: PROVIDER.into(),
+                    key_id: key_id.to_owned(),
+                    key_version: version,
+                    algorithm: WRAP_ALGORITHM.into(),
+                    ciphertext,
+                },
+                false,
+            ))
+        })
+    }
+
+    fn unwrap(
+        &self,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+    ) -> Result<DataKey, KeyError> {
+        if wrapped.provider != PROVIDER {
+            return Err(KeyError::WrongProvider(format!(
+                "the data key was wrapped by provider `{}`, not the local keyring",
+                wrapped.provider
+            )));
+        }
+        if wrapped.algorithm != WRAP_ALGORITHM {
+            return Err(KeyError::WrongProvider(format!(
+                "unknown wrap algorithm `{}`",
+                wrapped.algorithm
+            )));
+        }
+        if wrapped.ciphertext.len() != 12 + 32 + 16 {
+            return Err(KeyError::UnwrapFailed);
+        }
+        self.update(&wrapped.key_id, |rec, _| {
+            rec.require_enabled()?;
+            let gcm = rec.material(wrapped.key_version)?;
+            let c = &wrapped.ciphertext;
+            let nonce: [u8; 12] = c[..12].try_into().expect("12");
+            let tag: [u8; 16] = c[44..].try_into().expect("16");
+            let mut body = Zeroizing::new([0u8; 32]);
+            body.copy_from_slice(&c[12..44]);
+            gcm.open_in_place(
+                &nonce,
+                &wrap_aad(&wrapped.key_id, wrapped.key_version, context),
+                body.as_mut(),
+                &tag,
+            )
+            .map_err(|_| KeyError::UnwrapFailed)?;
+            Ok((DataKey::from_bytes(&body), false))
+        })
+    }
+
+    fn create_key(&self, spec: &KeySpec) -> Result<KeyInfo, KeyError> {
+        let id = match &spec.id {
+            Some(id) => id.clone(),
+            None => {
+                let mut r = [0u8; 8];
+                getrandom::fill(&mut r)
+                    .expect("the operating system's random number generator failed");
+                format!("key-{:016x}", u64::from_be_bytes(r))
+            }
+        };
+        check_id(&id)?;
+        if spec.rotation_period_days == Some(0) {
+            return Err(KeyError::Malformed(
+                "a rotation period must be at least 1 day".into(),
+            ));
+        }
+        self.locked(|| {
+            if self.path(&id).exists() {
+                return Err(KeyError::AlreadyExists(id.clone()));
+            }
+            let now = self.clock.now();
+            let mut rec = Record {
+                id: id.clone(),
+                description: spec.description.clone(),
+                created: now,
+                state: StoredState::Enabled,
+                rotation_period_days: spec.rotation_period_days,
+                versions: Vec::new(),
+            };
+            rec.add_version(now);
+            self.store(&rec)?;
+            Ok(rec.info())
+        })
+    }
+
+    fn describe(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.update(key_id, |rec, _| Ok((rec.info(), false)))
+    }
+
+    fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+        let keys = self.dir.join("keys");
+        let mut ids: Vec<String> = fs::read_dir(&keys)
+            .map_err(|e| io_err("cannot list", &keys, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let id = name.strip_suffix(".key")?;
+                check_id(id).ok().map(|()| id.to_owned())
+            })
+            .collect();
+        ids.sort();
+        ids.iter().map(|id| self.describe(id)).collect()
+    }
+
+    fn rotate(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.update(key_id, |rec, now| {
+            rec.require_enabled()?;
+            rec.add_version(now);
+            Ok((rec.info(), true))
+        })
+    }
+
+    fn enable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.update(key_id, |rec, _| match rec.state {
+            StoredState::Enabled => Ok((rec.info(), false)),
+            StoredState::Disabled => {
+                rec.state = StoredState::Enabled;
+                Ok((rec.info(), true))
+            }
+            StoredState::PendingDeletion { .. } => Err(KeyError::InvalidState {
+                id: rec.id.clone(),
+                state: "pending deletion (cancel the deletion first)".into(),
+            }),
+            StoredState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
+        })
+    }
+
+    fn disable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.update(key_id, |rec, _| match rec.state {
+            StoredState::Disabled => Ok((rec.info(), false)),
+            StoredState::Enabled => {
+                rec.state = StoredState::Disabled;
+                Ok((rec.info(), true))
+            }
+            StoredState::PendingDeletion { .. } => Err(KeyError::InvalidState {
+                id: rec.id.clone(),
+                state: "pending deletion".into(),
+            }),
+            StoredState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
+        })
+    }
+
+    fn schedule_deletion(&self, key_id: &str, days: u32) -> Result<KeyInfo, KeyError> {
+        if !(7..=30).contains(&days) {
+            return Err(KeyError::InvalidDeletionWindow(days));
+        }
+        self.update(key_id, |rec, now| match rec.state {
+            StoredState::Enabled | StoredState::Disabled => {
+                rec.state = StoredState::PendingDeletion {
+                    delete_at: now + u64::from(days) * DAY,
+                };
+                Ok((rec.info(), true))
+            }
+            StoredState::PendingDeletion { .. } => Err(KeyError::InvalidState {
+                id: rec.id.clone(),
+                state: "already pending deletion".into(),
+            }),
+            StoredState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
+        })
+    }
+
+    fn cancel_deletion(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.update(key_id, |rec, _| match rec.state {
+            StoredState::PendingDeletion { .. } => {
+                rec.state = StoredState::Disabled;
+                Ok((rec.info(), true))
+            }
+            StoredState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
+            _ => Err(KeyError::InvalidState {
+                id: rec.id.clone(),
+                state: "not pending deletion".into(),
+            }),
+        })
+    }
+}

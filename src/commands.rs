@@ -1,0 +1,571 @@
+//! `put`, `get`, `inspect`, `rewrap` and `key`: objects in the file container, keys in the local keyring.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use ssekit::keys::{
+    EncryptionContext, KeyError, KeyInfo, KeyProvider, KeySpec, KeyState, LocalKeyring, WrappedKey,
+    format_time,
+};
+use ssekit::object::{
+    self, ByteRange, ObjectMeta, OpenReader, ReadAt, SealWriter, SseMode, read_container_header,
+    write_container_header,
+};
+
+/// The key `put` uses when no `--key-id` is given; created on first use.
+pub const DEFAULT_KEY: &str = "default";
+
+/// Inputs over this size get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN: u64 = 8 << 20;
+
+/// A command's failure: one line for stderr.
+pub type Outcome = Result<(), String>;
+
+pub fn home(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("SSEKIT_HOME").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(".ssekit"))
+}
+
+pub fn keyring(home: &Path) -> Result<LocalKeyring, String> {
+    LocalKeyring::open(home).map_err(|e| format!("keyring {}: {e}", home.display()))
+}
+
+pub fn parse_context(pairs: &[String]) -> Result<EncryptionContext, String> {
+    let mut c = EncryptionContext::new();
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("--context `{p}` must be KEY=VALUE"))?;
+        c.insert(k, v)
+            .map_err(|e| format!("--context `{p}`: {e}"))?;
+    }
+    Ok(c)
+}
+
+fn context_text(c: &EncryptionContext) -> String {
+    if c.is_empty() {
+        return "(none)".into();
+    }
+    c.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An output written to a temporary file beside its destination and renamed into place only on
+/// success, so a failure never leaves a partial file; `-` is stdout (spooled through a temporary
+/// file when the command must seek back).
+struct Output {
+    dest: Option<PathBuf>,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl Output {
+    fn create(path: &str) -> Result<Self, String> {
+        let (dest, dir) = if path == "-" {
+            (None, std::env::temp_dir())
+        } else {
+            let p = PathBuf::from(path);
+            let dir = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            (Some(p), dir)
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".ssekit-")
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
+        Ok(Output { dest, tmp })
+    }
+
+    fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    fn commit(mut self) -> Result<(), String> {
+        self.tmp.as_file_mut().flush().map_err(|e| e.to_string())?;
+        match self.dest {
+            Some(dest) => {
+                self.tmp
+                    .as_file()
+                    .sync_all()
+                    .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
+                self.tmp
+                    .persist(&dest)
+                    .map_err(|e| format!("cannot write {}: {}", dest.display(), e.error))?;
+                Ok(())
+            }
+            None => {
+                let f = self.tmp.as_file_mut();
+                f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+                let mut out = io::stdout().lock();
+                io::copy(f, &mut out).map_err(|e| format!("cannot write to stdout: {e}"))?;
+                out.flush()
+                    .map_err(|e| format!("cannot write to stdout: {e}"))
+            }
+        }
+    }
+}
+
+fn open_input(path: &str) -> Result<(Box<dyn Read>, Option<u64>), String> {
+    if path == "-" {
+        return Ok((Box::new(io::stdin().lock()), None));
+    }
+    let f = File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+    let len = f.metadata().ok().map(|m| m.len());
+    Ok((Box::new(f), len))
+}
+
+fn progress(len: Option<u64>, what: &str) -> Option<indicatif::ProgressBar> {
+    let len = len?;
+    if len < PROGRESS_MIN || !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    Some(bar)
+}
+
+/// Copies `src` into `dst` in large reads, reporting progress.
+fn pump(
+    src: &mut dyn Read,
+    dst: &mut dyn Write,
+    bar: Option<&indicatif::ProgressBar>,
+) -> io::Result<u64> {
+    let mut buf = vec![0u8; 4 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        dst.write_all(&buf[..n])?;
+        total += n as u64;
+        if let Some(b) = bar {
+            b.inc(n as u64);
+        }
+    }
+    Ok(total)
+}
+
+pub fn put(
+    home: &Path,
+    input: &str,
+    output: &str,
+    key_id: Option<&str>,
+    context: &[String],
+) -> Outcome {
+    let context = parse_context(context)?;
+    let ring = keyring(home)?;
+    let (id, mode) = match key_id {
+        Some(id) => (id, SseMode::SseKms),
+        None => {
+            ring.ensure_key(DEFAULT_KEY).map_err(|e| e.to_string())?;
+            (DEFAULT_KEY, SseMode::SseS3)
+        }
+    };
+    let (dek, wrapped) = ring
+        .generate_data_key(id, &context)
+        .map_err(|e| e.to_string())?;
+    let (mut src, len) = open_input(input)?;
+    let mut out = Output::create(output)?;
+    let mut meta = ObjectMeta {
+        mode,
+        size: 0,
+        context,
+        keys: vec![wrapped],
+        parts: Vec::new(),
+    };
+    // The size is written after the data is sealed: a fixed-width field, so the header keeps its length.
+    let header_len = write_container_header(out.file(), &meta).map_err(|e| e.to_string())?;
+    let writer = BufWriter::with_capacity(1 << 20, out.file());
+    let mut sealer = SealWriter::new(writer, &dek).map_err(|e| e.to_string())?;
+    let bar = progress(len, "sealing");
+    pump(&mut src, &mut sealer, bar.as_ref()).map_err(|e| format!("{input}: {e}"))?;
+    let (writer, size) = sealer.finish().map_err(|e| format!("{output}: {e}"))?;
+    writer
+        .into_inner()
+        .map_err(|e| format!("{output}: {}", e.error()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    meta.size = size;
+    let f = out.file();
+    f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    let again = write_container_header(f, &meta).map_err(|e| e.to_string())?;
+    debug_assert_eq!(again, header_len);
+    out.commit()
+}
+
+/// Reads a container's header from `path`; returns the file, the metadata and where the data starts.
+fn read_object(path: &str) -> Result<(File, ObjectMeta, u64, u64), String> {
+    let mut f = File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+    let (meta, data_start) = read_container_header(&mut io::BufReader::new(&mut f))
+        .map_err(|e| format!("{path}: {e}"))?;
+    let len = f.metadata().map_err(|e| format!("{path}: {e}"))?.len();
+    f.seek(SeekFrom::Start(data_start))
+        .map_err(|e| format!("{path}: {e}"))?;
+    Ok((f, meta, data_start, len - data_start))
+}
+
+fn unwrap_dek(
+    ring: &LocalKeyring,
+    meta: &ObjectMeta,
+    path: &str,
+) -> Result<ssekit::keys::DataKey, String> {
+    let wrapped = meta.keys.first().ok_or_else(|| {
+        format!("{path}: the object has no wrapped key (SSE-C objects need the customer's key)")
+    })?;
+    ring.unwrap(wrapped, &meta.context)
+        .map_err(|e| format!("{path}: {e}"))
+}
+
+/// Positioned reads from the data part of a container file.
+struct DataAt<'a> {
+    file: &'a File,
+    start: u64,
+}
+
+impl ReadAt for DataAt<'_> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self.file, buf, self.start + offset)
+    }
+}
+
+pub fn get(
+    home: &Path,
+    input: &str,
+    output: &str,
+    range: Option<&str>,
+    context: &[String],
+) -> Outcome {
+    let expected = parse_context(context)?;
+    let range = range
+        .map(|r| {
+            ByteRange::parse(r).map_err(|_| {
+                format!("--range `{r}` must be START-END (inclusive), START- or -COUNT")
+            })
+        })
+        .transpose()?;
+    if input == "-" {
+        if range.is_some() {
+            return Err("--range needs a file to seek in, not stdin".into());
+        }
+        let mut stdin = io::stdin().lock();
+        let (meta, _) = read_container_header(&mut stdin).map_err(|e| format!("stdin: {e}"))?;
+        let mut out = Output::create(output)?;
+        return get_stream(home, &meta, &expected, "stdin", &mut stdin, None, &mut out)
+            .and_then(|()| out.commit());
+    }
+    let (file, meta, data_start, stored) = read_object(input)?;
+    let mut out = Output::create(output)?;
+    match range {
+        None => {
+            let mut src = io::BufReader::with_capacity(1 << 20, &file);
+            get_stream(
+                home,
+                &meta,
+                &expected,
+                input,
+                &mut src,
+                Some(stored),
+                &mut out,
+            )?;
+        }
+        Some(r) => {
+            check_context(&meta, &expected, input)?;
+            let ring = keyring(home)?;
+            let dek = unwrap_dek(&ring, &meta, input)?;
+            let read = object::open_range(
+                &dek,
+                stored,
+                &meta.parts,
+                r,
+                &DataAt {
+                    file: &file,
+                    start: data_start,
+                },
+            )
+            .map_err(|e| format!("{input}: {e}"))?;
+            out.file()
+                .write_all(&read.plaintext)
+                .map_err(|e| format!("{output}: {e}"))?;
+        }
+    }
+    out.commit()
+}
+
+fn check_context(meta: &ObjectMeta, expected: &EncryptionContext, path: &str) -> Outcome {
+    if !expected.is_empty() && *expected != meta.context {
+        return Err(format!(
+            "{path}: the encryption context does not match the object's ({}); pass the pairs it was sealed with",
+            context_text(&meta.context)
+        ));
+    }
+    Ok(())
+}
+
+fn get_stream(
+    home: &Path,
+    meta: &ObjectMeta,
+    expected: &EncryptionContext,
+    input: &str,
+    src: &mut dyn Read,
+    stored: Option<u64>,
+    out: &mut Output,
+) -> Outcome {
+    check_context(meta, expected, input)?;
+    if !meta.parts.is_empty() {
+        return Err(format!(
+            "{input}: multipart objects are opened by the library, not this command yet"
+        ));
+    }
+    let ring = keyring(home)?;
+    let dek = unwrap_dek(&ring, meta, input)?;
+    let mut reader = OpenReader::new(src, &dek).map_err(|e| format!("{input}: {e}"))?;
+    let bar = progress(stored, "opening");
+    let mut w = BufWriter::with_capacity(1 << 20, out.file());
+    let n = pump(&mut reader, &mut w, bar.as_ref())
+        .map_err(|e| format!("{input}: {}", object::Error::from(e)))?;
+    w.flush().map_err(|e| e.to_string())?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if n != meta.size {
+        return Err(format!(
+            "{input}: the metadata says {} bytes but the data holds {n}: the header was altered",
+            meta.size
+        ));
+    }
+    Ok(())
+}
+
+fn meta_json(meta: &ObjectMeta, stored: u64) -> serde_json::Value {
+    let ctx: serde_json::Map<String, serde_json::Value> = meta
+        .context
+        .iter()
+        .map(|(k, v)| (k.to_owned(), json!(v)))
+        .collect();
+    json!({
+        "format_version": object::FORMAT_VERSION,
+        "mode": meta.mode.s3_name(),
+        "size": meta.size,
+        "stored_size": stored,
+        "chunks": object::chunk_count(meta.size),
+        "context": ctx,
+        "keys": meta.keys.iter().map(|k: &WrappedKey| json!({
+            "provider": k.provider,
+            "key_id": k.key_id,
+            "key_version": k.key_version,
+            "algorithm": k.algorithm,
+            "wrapped_len": k.ciphertext.len(),
+        })).collect::<Vec<_>>(),
+        "parts": meta.parts.iter().map(|p| json!({"number": p.number, "size": p.size})).collect::<Vec<_>>(),
+    })
+}
+
+pub fn inspect(input: &str, as_json: bool) -> Outcome {
+    let (_, meta, _, stored) = read_object(input)?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&meta_json(&meta, stored)).expect("json")
+        );
+        return Ok(());
+    }
+    println!("format:   ssekit object v{}", object::FORMAT_VERSION);
+    println!("mode:     {}", meta.mode);
+    println!("size:     {} bytes", meta.size);
+    println!(
+        "stored:   {stored} bytes in {} chunks",
+        object::chunk_count(meta.size)
+    );
+    println!("context:  {}", context_text(&meta.context));
+    for k in &meta.keys {
+        println!(
+            "key:      {} `{}` version {} ({}, {} bytes wrapped)",
+            k.provider,
+            k.key_id,
+            k.key_version,
+            k.algorithm,
+            k.ciphertext.len()
+        );
+    }
+    if meta.parts.is_empty() {
+        println!("parts:    single part");
+    } else {
+        for p in &meta.parts {
+            println!("part:     {} ({} bytes)", p.number, p.size);
+        }
+    }
+    Ok(())
+}
+
+pub fn rewrap(home: &Path, files: &[String]) -> Outcome {
+    let ring = keyring(home)?;
+    for path in files {
+        let (mut file, mut meta, _, _) = read_object(path)?;
+        let mut changes = Vec::new();
+        for k in &mut meta.keys {
+            match ring
+                .rewrap(k, &meta.context)
+                .map_err(|e| format!("{path}: {e}"))?
+            {
+                Some(new) => {
+                    changes.push(format!(
+                        "`{}` version {} -> {}",
+                        k.key_id, k.key_version, new.key_version
+                    ));
+                    *k = new;
+                }
+                None => changes.push(format!(
+                    "`{}` already on version {}",
+                    k.key_id, k.key_version
+                )),
+            }
+        }
+        if changes.iter().any(|c| c.contains("->")) {
+            // Only the metadata changes; the data bytes are copied as they are.
+            let mut out = Output::create(path)?;
+            write_container_header(out.file(), &meta).map_err(|e| e.to_string())?;
+            io::copy(&mut file, out.file()).map_err(|e| format!("{path}: {e}"))?;
+            out.commit()?;
+        }
+        println!("{path}: {}", changes.join(", "));
+    }
+    Ok(())
+}
+
+fn state_text(s: KeyState) -> String {
+    match s {
+        KeyState::PendingDeletion { delete_at } => {
+            format!("PendingDeletion (destroyed at {})", format_time(delete_at))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn info_json(k: &KeyInfo) -> serde_json::Value {
+    json!({
+        "id": k.id,
+        "description": k.description,
+        "state": k.state.to_string(),
+        "delete_at": match k.state { KeyState::PendingDeletion { delete_at } => Some(format_time(delete_at)), _ => None },
+        "current_version": k.current_version,
+        "created": format_time(k.created),
+        "rotated": format_time(k.rotated),
+        "rotation_period_days": k.rotation_period_days,
+    })
+}
+
+fn print_info(k: &KeyInfo) {
+    println!("id:          {}", k.id);
+    println!("description: {}", k.description);
+    println!("state:       {}", state_text(k.state));
+    println!("version:     {}", k.current_version);
+    println!("created:     {}", format_time(k.created));
+    println!("rotated:     {}", format_time(k.rotated));
+    match k.rotation_period_days {
+        Some(d) => println!("rotation:    every {d} days"),
+        None => println!("rotation:    on demand"),
+    }
+}
+
+/// `ssekit key …`.
+pub enum KeyCommand {
+    Create(KeySpec),
+    List { json: bool },
+    Describe { id: String, json: bool },
+    Rotate(String),
+    Enable(String),
+    Disable(String),
+    ScheduleDeletion { id: String, days: u32 },
+    CancelDeletion(String),
+}
+
+pub fn key(home: &Path, cmd: KeyCommand) -> Outcome {
+    let ring = keyring(home)?;
+    let e = |e: KeyError| e.to_string();
+    match cmd {
+        KeyCommand::Create(spec) => print_info(&ring.create_key(&spec).map_err(e)?),
+        KeyCommand::List { json } => {
+            let keys = ring.list().map_err(e)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&keys.iter().map(info_json).collect::<Vec<_>>())
+                        .expect("json")
+                );
+            } else if keys.is_empty() {
+                println!("no keys (`ssekit key create` makes one; `ssekit put` makes `default`)");
+            } else {
+                println!("{:<24} {:<8} {:<16} DESCRIPTION", "ID", "VERSION", "STATE");
+                for k in &keys {
+                    println!(
+                        "{:<24} {:<8} {:<16} {}",
+                        k.id,
+                        k.current_version,
+                        k.state.to_string(),
+                        k.description
+                    );
+                }
+            }
+        }
+        KeyCommand::Describe { id, json } => {
+            let k = ring.describe(&id).map_err(e)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&info_json(&k)).expect("json")
+                );
+            } else {
+                print_info(&k);
+            }
+        }
+        KeyCommand::Rotate(id) => {
+            let k = ring.rotate(&id).map_err(e)?;
+            println!(
+                "key `{}` rotated: new wraps use version {}",
+                k.id, k.current_version
+            );
+        }
+        KeyCommand::Enable(id) => {
+            ring.enable(&id).map_err(e)?;
+            println!("key `{id}` enabled");
+        }
+        KeyCommand::Disable(id) => {
+            ring.disable(&id).map_err(e)?;
+            println!("key `{id}` disabled: objects under it cannot be opened until it is enabled");
+        }
+        KeyCommand::ScheduleDeletion { id, days } => {
+            let k = ring.schedule_deletion(&id, days).map_err(e)?;
+            if let KeyState::PendingDeletion { delete_at } = k.state {
+                println!(
+                    "key `{id}` scheduled for deletion at {}: after that, every object sealed under it is lost for good; `ssekit key cancel-deletion {id}` undoes this until then",
+                    format_time(delete_at)
+                );
+            }
+        }
+        KeyCommand::CancelDeletion(id) => {
+            ring.cancel_deletion(&id).map_err(e)?;
+            println!(
+                "deletion of key `{id}` cancelled; the key is disabled (`ssekit key enable {id}` to use it)"
+            );
+        }
+    }
+    Ok(())
+}
