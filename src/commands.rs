@@ -390,10 +390,9 @@ pub fn inspect(input: &str, as_json: bool) -> Outcome {
     println!("format:   ssekit object v{}", object::FORMAT_VERSION);
     println!("mode:     {}", meta.mode);
     println!("size:     {} bytes", meta.size);
-    println!(
-        "stored:   {stored} bytes in {} chunks",
-        object::chunk_count(meta.size)
-    );
+    let chunks = object::chunk_count(meta.size);
+    let plural = if chunks == 1 { "" } else { "s" };
+    println!("stored:   {stored} bytes in {chunks} chunk{plural}");
     println!("context:  {}", context_text(&meta.context));
     for k in &meta.keys {
         println!(

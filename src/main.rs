@@ -48,7 +48,7 @@ enum Command {
         /// Plaintext to write.
         output: String,
         /// Only bytes START-END (inclusive, as in HTTP), START- or -COUNT.
-        #[arg(long, value_name = "START-END")]
+        #[arg(long, value_name = "START-END", allow_hyphen_values = true)]
         range: Option<String>,
         /// Expected encryption context pair (repeatable); the object's must match.
         #[arg(long = "context", value_name = "KEY=VALUE")]
