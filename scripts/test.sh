@@ -37,7 +37,25 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (every backend this CPU has: $(uname -m))"
 cargo test --workspace --release --locked
 
+# The object format on the other backends too (the default run above uses the detected one).
+for b in portable aesni; do
+    step "object conformance and round trips on SSEKIT_BACKEND=$b"
+    SSEKIT_BACKEND=$b cargo test -p ssekit-engine --release --locked --test chunked --test object
+done
+
 step "benchmarks compile and run once (no timing)"
-cargo bench --bench aead --locked -- --test
+cargo bench --bench aead --bench object --locked -- --test
+
+# Coverage-guided fuzzing of metadata parsing and object opening (cargo-fuzz with libFuzzer; its
+# -Z flags need RUSTC_BOOTSTRAP on the stable toolchain). A short run: long runs are done by hand.
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    step "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --version 0.13.2
+fi
+for t in meta open; do
+    step "fuzz $t for ${FUZZ_SECONDS}s"
+    (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$t" -- -max_total_time="$FUZZ_SECONDS")
+done
 
 step "all checks passed"

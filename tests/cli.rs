@@ -7,7 +7,10 @@ use ssekit::aead::Backend;
 
 fn ssekit(args: &[&str], backend_env: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ssekit"));
-    cmd.args(args).env_remove("SSEKIT_BACKEND");
+    let home = std::env::temp_dir().join(format!("ssekit-cli-test-{}", std::process::id()));
+    cmd.args(args)
+        .env_remove("SSEKIT_BACKEND")
+        .env("SSEKIT_HOME", home);
     if let Some(b) = backend_env {
         cmd.env("SSEKIT_BACKEND", b);
     }
@@ -33,7 +36,7 @@ fn check_report(out: &Output, backend: Backend) {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 4, "{stdout}");
+    assert_eq!(lines.len(), 5, "{stdout}");
     let avail: Vec<_> = Backend::available().iter().map(|b| b.name()).collect();
     assert_eq!(
         lines[0],
@@ -49,6 +52,11 @@ fn check_report(out: &Output, backend: Backend) {
     );
     assert!(lines[2].starts_with("one core "), "{stdout}");
     assert!(lines[3].starts_with("2 threads (par_*) "), "{stdout}");
+    assert!(lines[4].starts_with("object (all threads) "), "{stdout}");
+    assert!(
+        lines[4].contains("(object format, key `default` v1 in "),
+        "{stdout}"
+    );
     for line in &lines[2..] {
         let words: Vec<&str> = line.split_whitespace().collect();
         for op in ["seal", "open"] {
