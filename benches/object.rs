@@ -1,3 +1,4 @@
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 //! The object format against the raw cipher, same size, same run, same rayon pool:
 //!
 //! - `object/256MiB/par_seal_in_place` and `…/par_open_in_place`: one 256 MiB AES-256-GCM message on
