@@ -180,10 +180,8 @@ pub fn seal(dek: &DataKey, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
 ///
 /// As [`seal`], and [`Error::BadLayout`] for a part number over 10000.
 pub fn seal_part(dek: &DataKey, part: u32, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
-    let len = usize::try_from(sealed_len(plaintext.len() as u64)).map_err(|_| Error::TooLarge)?;
-    let mut out = vec![0u8; len];
-    seal_part_into(dek, part, plaintext, &mut out)?;
-    Ok(out)
+    check_part(part)?;
+    seal_with_salt(dek.expose(), &part_context(part), &random_salt(), plaintext)
 }
 
 /// [`seal`] into a caller's buffer of exactly [`sealed_len`] bytes (no allocation).
@@ -232,10 +230,7 @@ pub fn open(dek: &DataKey, sealed: &[u8]) -> Result<Vec<u8>, Error> {
 /// As [`open`].
 pub fn open_part(dek: &DataKey, part: u32, sealed: &[u8]) -> Result<Vec<u8>, Error> {
     check_part(part)?;
-    let len = usize::try_from(plaintext_len(sealed.len() as u64)?).map_err(|_| Error::TooLarge)?;
-    let mut out = vec![0u8; len];
-    cobblestone::open_into(dek.expose(), &part_context(part), sealed, &mut out)?;
-    Ok(out)
+    open_message(dek.expose(), &part_context(part), sealed)
 }
 
 /// [`open`] into a caller's buffer of exactly [`plaintext_len`] bytes; zeroed on failure.
@@ -284,7 +279,17 @@ pub fn __seal_message_with_salt(
     salt: &[u8; 24],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, Error> {
-    let mut out = vec![0u8; sealed_len(plaintext.len() as u64) as usize];
+    seal_with_salt(input_key, context, salt, plaintext)
+}
+
+fn seal_with_salt(
+    input_key: &[u8],
+    context: &[u8],
+    salt: &[u8; 24],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let len = usize::try_from(sealed_len(plaintext.len() as u64)).map_err(|_| Error::TooLarge)?;
+    let mut out = vec![0u8; len];
     cobblestone::seal_with_salt_into(input_key, context, salt, plaintext, &mut out)?;
     Ok(out)
 }
@@ -296,9 +301,6 @@ pub fn __seal_message_with_salt(
 /// As [`open`], and [`Error::InvalidKeySize`].
 pub fn open_message(input_key: &[u8], context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
     let len = usize::try_from(plaintext_len(sealed.len() as u64)?).map_err(|_| Error::TooLarge)?;
-    if input_key.len() != 32 {
-        return Err(Error::InvalidKeySize);
-    }
     let mut out = vec![0u8; len];
     cobblestone::open_into(input_key, context, sealed, &mut out)?;
     Ok(out)
@@ -310,8 +312,5 @@ pub fn open_message(input_key: &[u8], context: &[u8], sealed: &[u8]) -> Result<V
 ///
 /// [`Error::InvalidKeySize`], [`Error::TooLarge`], [`Error::Backend`].
 pub fn seal_message(input_key: &[u8], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
-    let len = usize::try_from(sealed_len(plaintext.len() as u64)).map_err(|_| Error::TooLarge)?;
-    let mut out = vec![0u8; len];
-    cobblestone::seal_with_salt_into(input_key, context, &random_salt(), plaintext, &mut out)?;
-    Ok(out)
+    seal_with_salt(input_key, context, &random_salt(), plaintext)
 }

@@ -410,6 +410,27 @@ impl LocalKeyring {
         }
     }
 
+    /// Enable or disable: allowed between those two states only.
+    fn set_enabled(&self, key_id: &str, on: bool) -> Result<KeyInfo, KeyError> {
+        let want = if on {
+            StoredState::Enabled
+        } else {
+            StoredState::Disabled
+        };
+        self.update(key_id, |rec, _| match rec.state {
+            StoredState::Enabled | StoredState::Disabled => {
+                let changed = rec.state != want;
+                rec.state = want;
+                Ok((rec.info(), changed))
+            }
+            StoredState::PendingDeletion { .. } => Err(KeyError::InvalidState {
+                id: rec.id.clone(),
+                state: "pending deletion (cancel the deletion first)".into(),
+            }),
+            StoredState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
+        })
+    }
+
     fn path(&self, id: &str) -> PathBuf {
         self.dir.join("keys").join(format!("{id}.key"))
     }
@@ -633,33 +654,11 @@ impl KeyProvider for LocalKeyring {
     }
 
     fn enable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
-        self.update(key_id, |rec, _| match rec.state {
-            StoredState::Enabled => Ok((rec.info(), false)),
-            StoredState::Disabled => {
-                rec.state = StoredState::Enabled;
-                Ok((rec.info(), true))
-            }
-            StoredState::PendingDeletion { .. } => Err(KeyError::InvalidState {
-                id: rec.id.clone(),
-                state: "pending deletion (cancel the deletion first)".into(),
-            }),
-            StoredState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
-        })
+        self.set_enabled(key_id, true)
     }
 
     fn disable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
-        self.update(key_id, |rec, _| match rec.state {
-            StoredState::Disabled => Ok((rec.info(), false)),
-            StoredState::Enabled => {
-                rec.state = StoredState::Disabled;
-                Ok((rec.info(), true))
-            }
-            StoredState::PendingDeletion { .. } => Err(KeyError::InvalidState {
-                id: rec.id.clone(),
-                state: "pending deletion".into(),
-            }),
-            StoredState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
-        })
+        self.set_enabled(key_id, false)
     }
 
     fn schedule_deletion(&self, key_id: &str, days: u32) -> Result<KeyInfo, KeyError> {

@@ -316,39 +316,32 @@ pub(crate) fn open_into(
     }
     let key = MessageKey::for_header(input_key, header, context)?;
     let body = &sealed[HEADER_LEN..];
-    let index = |i: usize| i as u64;
-    let work = |(i, (c, o)): (usize, (&[u8], &mut [u8]))| -> Result<(), Error> {
+    // Each chunk: copy the ciphertext out, open it there; `Some(k)` for a chunk that failed.
+    let work = |(i, (c, o)): (usize, (&[u8], &mut [u8]))| -> Option<u64> {
         let n = c.len() - TAG_LEN;
         o.copy_from_slice(&c[..n]);
         let tag: &[u8; 16] = c[n..].try_into().expect("16 bytes");
         key.gcm
-            .open_in_place(&key.nonce(index(i)), &[], o, tag)
-            .map_err(|_| Error::Tampered { chunk: index(i) })
+            .open_in_place(&key.nonce(i as u64), &[], o, tag)
+            .err()
+            .map(|_| i as u64)
     };
     // `out` has one 16 KiB piece per chunk, except that an empty final chunk has no piece: zip stops
     // there, so check that chunk on its own.
-    let result = if out.len() < PARALLEL_MIN_LEN {
+    let failed = if out.len() < PARALLEL_MIN_LEN {
         body.chunks(SEALED_CHUNK_LEN)
             .zip(out.chunks_mut(CHUNK_LEN))
             .enumerate()
-            .try_for_each(work)
+            .find_map(work)
     } else {
         body.par_chunks(SEALED_CHUNK_LEN)
             .zip(out.par_chunks_mut(CHUNK_LEN))
             .enumerate()
             .with_min_len(CHUNKS_PER_TASK)
-            .map(work)
-            .reduce(
-                || Ok(()),
-                |a, b| match (a, b) {
-                    (Err(Error::Tampered { chunk: x }), Err(Error::Tampered { chunk: y })) => {
-                        Err(Error::Tampered { chunk: x.min(y) })
-                    }
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                    _ => Ok(()),
-                },
-            )
+            .filter_map(work)
+            .min()
     };
+    let result = failed.map_or(Ok(()), |chunk| Err(Error::Tampered { chunk }));
     let result = result.and_then(|()| {
         if len % CHUNK_LEN as u64 == 0 {
             let last = chunk_count(len) - 1;

@@ -386,14 +386,11 @@ impl ObjectMeta {
             });
         }
         let nparts = r.u16("part count")? as usize;
-        if nparts > super::MAX_PART_NUMBER as usize || nparts * 10 > r.0.len() {
-            return Err(if nparts > super::MAX_PART_NUMBER as usize {
-                MetaError::BadPartTable
-            } else {
-                MetaError::Truncated("part table")
-            });
+        if nparts > super::MAX_PART_NUMBER as usize {
+            return Err(MetaError::BadPartTable);
         }
-        let mut parts = Vec::with_capacity(nparts);
+        // 10 bytes per row: never reserve more rows than the input can hold.
+        let mut parts = Vec::with_capacity(nparts.min(r.0.len() / 10));
         for _ in 0..nparts {
             let number = u32::from(r.u16("part number")?);
             let size = r.u64("part size")?;

@@ -65,7 +65,8 @@ impl<W: Write> SealWriter<W> {
             inner,
             key,
             plain: Vec::with_capacity(BATCH_CHUNKS * CHUNK_LEN),
-            sealed: vec![0u8; BATCH_CHUNKS * SEALED_CHUNK_LEN],
+            // A full batch, plus the empty final chunk a chunk-aligned message ends with.
+            sealed: vec![0u8; BATCH_CHUNKS * SEALED_CHUNK_LEN + TAG_LEN],
             next_chunk: 0,
             written: 0,
             poisoned: false,
@@ -126,16 +127,8 @@ impl<W: Write> SealWriter<W> {
                 message: "an earlier write failed; the message is incomplete".into(),
             });
         }
-        // `sealed` has room for BATCH_CHUNKS full chunks; the final batch has at most that many
-        // whole chunks (a full buffer is flushed before more is accepted) plus one short one.
         let plain = std::mem::take(&mut self.plain);
-        if plain.len() == BATCH_CHUNKS * CHUNK_LEN {
-            self.plain = plain;
-            self.flush_batch()?;
-            self.seal_and_write(&[], true)?;
-        } else {
-            self.seal_and_write(&plain, true)?;
-        }
+        self.seal_and_write(&plain, true)?;
         self.inner.flush()?;
         Ok((self.inner, self.written))
     }
