@@ -150,6 +150,8 @@ pub enum Error {
     Authentication,
     /// The message is longer than [`MAX_MESSAGE_LEN`].
     MessageTooLong,
+    /// The output buffer of a copying call is not as long as its input.
+    LengthMismatch,
     /// This CPU (or this build) lacks the instructions the backend needs.
     BackendUnavailable(Backend),
     /// `SSEKIT_BACKEND` names no backend.
@@ -164,6 +166,7 @@ impl fmt::Display for Error {
                 f,
                 "message longer than the AES-GCM limit of {MAX_MESSAGE_LEN} bytes"
             ),
+            Error::LengthMismatch => f.write_str("output buffer length differs from the input's"),
             Error::BackendUnavailable(b) => {
                 write!(f, "this CPU cannot run the AES-GCM backend `{b}`")
             }
@@ -202,6 +205,32 @@ pub(crate) trait GcmKernel: Sync {
         state: GhashState,
         buf: &mut [u8],
     ) -> GhashState;
+    /// [`GcmKernel::encrypt`] reading `src` and writing the result to `dst` (the same length), so a
+    /// caller that wants the output elsewhere makes one pass over memory rather than two. The default
+    /// copies, then encrypts in place.
+    fn encrypt_copy(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        counter: u32,
+        state: GhashState,
+        src: &[u8],
+        dst: &mut [u8],
+    ) -> GhashState {
+        dst.copy_from_slice(src);
+        self.encrypt(nonce, counter, state, dst)
+    }
+    /// [`GcmKernel::decrypt`] from `src` into `dst`, as [`GcmKernel::encrypt_copy`].
+    fn decrypt_copy(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        counter: u32,
+        state: GhashState,
+        src: &[u8],
+        dst: &mut [u8],
+    ) -> GhashState {
+        dst.copy_from_slice(src);
+        self.decrypt(nonce, counter, state, dst)
+    }
     /// `H^n` in the backend's representation (lengths are public: this need not be constant-time in
     /// `n`).
     fn h_pow(&self, n: u64) -> GhashState;
@@ -372,6 +401,50 @@ impl Aes256Gcm {
         verify_or_wipe(expected, tag, buf)
     }
 
+    /// Encrypts `plaintext` into `out` (the same length) and returns the tag: the same bytes as
+    /// [`Aes256Gcm::seal_in_place`], in one pass over memory where the backend fuses the copy (VAES).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LengthMismatch`] if `out` is not as long as `plaintext`, [`Error::MessageTooLong`] if
+    /// it is longer than [`MAX_MESSAGE_LEN`]; `out` is then untouched.
+    pub fn seal_into(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<[u8; 16], Error> {
+        check_copy(plaintext.len(), out.len())?;
+        let k = self.kernel.get();
+        let state = k.ghash([0; 16], aad);
+        let state = k.encrypt_copy(nonce, FIRST_DATA_COUNTER, state, plaintext, out);
+        Ok(k.tag(nonce, state, aad.len() as u64, out.len() as u64))
+    }
+
+    /// Checks `tag` and decrypts `ciphertext` into `out` (the same length).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Authentication`] if the tag does not match (`out` is then all zeros),
+    /// [`Error::LengthMismatch`] or [`Error::MessageTooLong`] as in [`Aes256Gcm::seal_into`] (`out`
+    /// untouched).
+    pub fn open_into(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; 16],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        check_copy(ciphertext.len(), out.len())?;
+        let k = self.kernel.get();
+        let state = k.ghash([0; 16], aad);
+        let state = k.decrypt_copy(nonce, FIRST_DATA_COUNTER, state, ciphertext, out);
+        let expected = k.tag(nonce, state, aad.len() as u64, out.len() as u64);
+        verify_or_wipe(expected, tag, out)
+    }
+
     /// [`Aes256Gcm::seal_in_place`] spread over the current rayon thread pool. The output is
     /// byte-identical to the single-threaded call; short messages run on the calling thread.
     ///
@@ -462,6 +535,13 @@ fn check_len(len: usize) -> Result<(), Error> {
     Ok(())
 }
 
+fn check_copy(input: usize, output: usize) -> Result<(), Error> {
+    if input != output {
+        return Err(Error::LengthMismatch);
+    }
+    check_len(input)
+}
+
 /// Constant-time tag check; on failure the decrypted buffer is zeroed before the error is returned.
 ///
 /// The wipe is a plain `fill`: the buffer belongs to the caller, who reads it after we return, so the
@@ -506,6 +586,23 @@ mod tests {
             assert_eq!(Backend::from_name(b.name()), Some(b));
         }
         assert_eq!(Backend::from_name("AESNI"), None);
+    }
+
+    #[test]
+    fn copying_calls_check_lengths_and_leave_output_untouched() {
+        for b in Backend::available() {
+            let gcm = Aes256Gcm::with_backend(&[3; 32], b).unwrap();
+            let mut out = vec![0x55u8; 99];
+            assert_eq!(
+                gcm.seal_into(&[0; 12], b"", &[1; 100], &mut out),
+                Err(Error::LengthMismatch)
+            );
+            assert_eq!(
+                gcm.open_into(&[0; 12], b"", &[1; 100], &[0; 16], &mut out),
+                Err(Error::LengthMismatch)
+            );
+            assert!(out.iter().all(|&x| x == 0x55));
+        }
     }
 
     #[test]

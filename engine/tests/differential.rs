@@ -74,7 +74,7 @@ fn around_batch_multiples() {
         for delta in [-17isize, -16, -15, -1, 0, 1, 15, 16, 17] {
             let len = (k * 256).checked_add_signed(delta).expect("positive");
             for aad_len in [127, 128, 129, 255, 256, 257, 511, 512, 513] {
-                check_all(&key, &nonce, &bytes[..aad_len], &bytes[..len], &CALLS[..2]);
+                check_all(&key, &nonce, &bytes[..aad_len], &bytes[..len], &CALLS[..3]);
             }
         }
     }
@@ -83,6 +83,7 @@ fn around_batch_multiples() {
 fn arb_call() -> impl Strategy<Value = Call> {
     prop_oneof![
         Just(Call::Single),
+        Just(Call::Copy),
         (1usize..=8).prop_map(|threads| Call::Par { threads }),
         (1usize..=8, 1usize..=20_000).prop_map(|(threads, chunk)| Call::Chunked { threads, chunk }),
     ]

@@ -189,8 +189,8 @@ impl MessageKey {
     /// Seals chunk `index` from `plaintext` into `out` (`plaintext.len() + 16` bytes).
     pub(crate) fn seal_chunk_into(&self, index: u64, plaintext: &[u8], out: &mut [u8]) {
         let (body, tag) = out.split_at_mut(plaintext.len());
-        body.copy_from_slice(plaintext);
-        tag.copy_from_slice(&self.gcm.seal_in_place(&self.nonce(index), &[], body));
+        let t = self.gcm.seal_into(&self.nonce(index), &[], plaintext, body);
+        tag.copy_from_slice(&t.expect("a chunk fits its slot and GCM's length limit"));
     }
 
     /// Opens sealed chunk `index` (`sealed` = ciphertext ‖ tag) in place; returns the plaintext length.
@@ -316,13 +316,12 @@ pub(crate) fn open_into(
     }
     let key = MessageKey::for_header(input_key, header, context)?;
     let body = &sealed[HEADER_LEN..];
-    // Each chunk: copy the ciphertext out, open it there; `Some(k)` for a chunk that failed.
+    // Each chunk: decrypt into its piece of `out`; `Some(k)` for a chunk that failed.
     let work = |(i, (c, o)): (usize, (&[u8], &mut [u8]))| -> Option<u64> {
-        let n = c.len() - TAG_LEN;
-        o.copy_from_slice(&c[..n]);
-        let tag: &[u8; 16] = c[n..].try_into().expect("16 bytes");
+        let (ct, tag) = c.split_at(c.len() - TAG_LEN);
+        let tag: &[u8; 16] = tag.try_into().expect("16 bytes");
         key.gcm
-            .open_in_place(&key.nonce(i as u64), &[], o, tag)
+            .open_into(&key.nonce(i as u64), &[], ct, tag, o)
             .err()
             .map(|_| i as u64)
     };

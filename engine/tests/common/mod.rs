@@ -36,7 +36,7 @@ pub fn pool(threads: usize) -> &'static rayon::ThreadPool {
     &pools[threads.clamp(1, 8) - 1]
 }
 
-/// The four ways to run a message through a key, so each suite checks all of them.
+/// The ways to run a message through a key, so each suite checks all of them.
 #[derive(Clone, Copy, Debug)]
 pub enum Call {
     /// `seal_in_place` / `open_in_place`.
@@ -45,11 +45,14 @@ pub enum Call {
     Par { threads: usize },
     /// `par_*_chunked` with pieces of `chunk` bytes on a pool of `threads`.
     Chunked { threads: usize, chunk: usize },
+    /// `seal_into` / `open_into`: from a copy of the buffer, 7 bytes off its alignment, back into it.
+    Copy,
 }
 
 /// Calls that split even short messages into many pieces, so the parallel path is exercised.
-pub const CALLS: [Call; 5] = [
+pub const CALLS: [Call; 6] = [
     Call::Single,
+    Call::Copy,
     Call::Par { threads: 2 },
     Call::Chunked {
         threads: 3,
@@ -72,7 +75,19 @@ pub fn seal(k: &Aes256Gcm, call: Call, nonce: &[u8; 12], aad: &[u8], buf: &mut [
         Call::Chunked { threads, chunk } => pool(threads)
             .install(|| k.par_seal_in_place_chunked(nonce, aad, buf, chunk))
             .expect("length within limits"),
+        Call::Copy => {
+            let src = misaligned_copy(buf);
+            k.seal_into(nonce, aad, &src[7..], buf)
+                .expect("length within limits")
+        }
     }
+}
+
+/// `buf` at offset 7 of a fresh vector.
+fn misaligned_copy(buf: &[u8]) -> Vec<u8> {
+    let mut src = vec![0xeeu8; buf.len() + 7];
+    src[7..].copy_from_slice(buf);
+    src
 }
 
 pub fn open(
@@ -90,6 +105,10 @@ pub fn open(
         }
         Call::Chunked { threads, chunk } => {
             pool(threads).install(|| k.par_open_in_place_chunked(nonce, aad, buf, tag, chunk))
+        }
+        Call::Copy => {
+            let src = misaligned_copy(buf);
+            k.open_into(nonce, aad, &src[7..], tag, buf)
         }
     }
 }

@@ -78,6 +78,30 @@ impl GcmKernel for Key {
         unsafe { crypt::<false>(self, nonce, counter, state, buf) }
     }
 
+    fn encrypt_copy(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        counter: u32,
+        state: GhashState,
+        src: &[u8],
+        dst: &mut [u8],
+    ) -> GhashState {
+        // SAFETY: `self._cpu` proves the CPU features (see `Key::new`).
+        unsafe { crypt_copy::<true>(self, nonce, counter, state, src, dst) }
+    }
+
+    fn decrypt_copy(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        counter: u32,
+        state: GhashState,
+        src: &[u8],
+        dst: &mut [u8],
+    ) -> GhashState {
+        // SAFETY: `self._cpu` proves the CPU features (see `Key::new`).
+        unsafe { crypt_copy::<false>(self, nonce, counter, state, src, dst) }
+    }
+
     fn min_parallel_len(&self) -> usize {
         // Twice as fast as the 128-bit kernel: splitting pays from 256 KiB (docs/BENCHMARKS.md).
         256 * 1024
@@ -279,6 +303,44 @@ macro_rules! stitched {
     }};
 }
 
+/// Where a batch's input comes from and its output goes: the same 256 bytes (in place), or a source and
+/// a separate destination (the copying calls, which save a pass over memory).
+trait BatchIo {
+    fn input(&self, j: usize) -> __m256i;
+    fn output(&mut self, j: usize, v: __m256i);
+}
+
+impl BatchIo for &mut [u8; BATCH] {
+    #[inline(always)]
+    fn input(&self, j: usize) -> __m256i {
+        // SAFETY: the only callers are in `crypt_batches`, compiled with AVX.
+        unsafe { load2(self[32 * j..][..32].try_into().expect("32 bytes")) }
+    }
+    #[inline(always)]
+    fn output(&mut self, j: usize, v: __m256i) {
+        // SAFETY: as in `input`.
+        unsafe { store2((&mut self[32 * j..][..32]).try_into().expect("32 bytes"), v) }
+    }
+}
+
+impl BatchIo for (&[u8; BATCH], &mut [u8; BATCH]) {
+    #[inline(always)]
+    fn input(&self, j: usize) -> __m256i {
+        // SAFETY: as for the in-place batch.
+        unsafe { load2(self.0[32 * j..][..32].try_into().expect("32 bytes")) }
+    }
+    #[inline(always)]
+    fn output(&mut self, j: usize, v: __m256i) {
+        // SAFETY: as for the in-place batch.
+        unsafe {
+            store2(
+                (&mut self.1[32 * j..][..32]).try_into().expect("32 bytes"),
+                v,
+            )
+        }
+    }
+}
+
 /// CTR over `buf` from `counter`, with GHASH of the ciphertext (the output when `ENCRYPT`, the input
 /// otherwise) absorbed into `state`: 256-byte batches here, hashed one batch behind as in
 /// `aesni_clmul::crypt`; the last 0..=255 bytes on the 128-bit kernel.
@@ -292,20 +354,65 @@ fn crypt<const ENCRYPT: bool>(
 ) -> GhashState {
     let (batches, rest) = buf.as_chunks_mut::<BATCH>();
     let done_blocks = (batches.len() * (BATCH / 16)) as u32;
+    let state = crypt_batches::<ENCRYPT, _>(k, nonce, counter, state, batches.iter_mut());
+    // The caller keeps the message within GCM's limit, so the counter does not pass 2^32 - 1.
+    aesni_clmul::crypt::<ENCRYPT>(
+        &k.narrow,
+        nonce,
+        counter.wrapping_add(done_blocks),
+        state,
+        rest,
+    )
+}
+
+/// [`crypt`] reading `src` and writing `dst` (the same length) in one pass.
+#[target_feature(enable = "aes,pclmulqdq,avx,avx2,vaes,vpclmulqdq")]
+fn crypt_copy<const ENCRYPT: bool>(
+    k: &Key,
+    nonce: &[u8; NONCE_LEN],
+    counter: u32,
+    state: GhashState,
+    src: &[u8],
+    dst: &mut [u8],
+) -> GhashState {
+    assert_eq!(src.len(), dst.len(), "crypt_copy: lengths differ");
+    let (src_batches, src_rest) = src.as_chunks::<BATCH>();
+    let (dst_batches, dst_rest) = dst.as_chunks_mut::<BATCH>();
+    let done_blocks = (src_batches.len() * (BATCH / 16)) as u32;
+    let io = src_batches.iter().zip(dst_batches.iter_mut());
+    let state = crypt_batches::<ENCRYPT, _>(k, nonce, counter, state, io);
+    dst_rest.copy_from_slice(src_rest);
+    aesni_clmul::crypt::<ENCRYPT>(
+        &k.narrow,
+        nonce,
+        counter.wrapping_add(done_blocks),
+        state,
+        dst_rest,
+    )
+}
+
+/// The 256-byte batches of [`crypt`] and [`crypt_copy`].
+#[target_feature(enable = "aes,pclmulqdq,avx,avx2,vaes,vpclmulqdq")]
+fn crypt_batches<const ENCRYPT: bool, B: BatchIo>(
+    k: &Key,
+    nonce: &[u8; NONCE_LEN],
+    counter: u32,
+    state: GhashState,
+    mut batches: impl Iterator<Item = B>,
+) -> GhashState {
     let mut state = state;
     // XORs the keystream in and captures the batch's ciphertext, byte-reversed, for hashing.
     macro_rules! xor_and_capture {
         ($batch:expr, $ks:expr, $pending:expr) => {
-            let (pairs, _) = $batch.as_chunks_mut::<32>();
+            let mut batch = $batch;
             for j in 0..VECS {
-                let input = load2(&pairs[j]);
+                let input = batch.input(j);
                 let output = _mm256_xor_si256(input, $ks[j]);
-                store2(&mut pairs[j], output);
+                batch.output(j, output);
                 $pending[j] = bswap2(if ENCRYPT { output } else { input });
             }
         };
     }
-    let mut batches = batches.iter_mut();
     if let Some(first) = batches.next() {
         let mut acc = load(&state);
         let mut ctr = counter_block(nonce, counter);
@@ -324,12 +431,5 @@ fn crypt<const ENCRYPT: bool>(
         acc = hash_batch(k, &pending);
         store(&mut state, acc);
     }
-    // The caller keeps the message within GCM's limit, so the counter does not pass 2^32 - 1.
-    aesni_clmul::crypt::<ENCRYPT>(
-        &k.narrow,
-        nonce,
-        counter.wrapping_add(done_blocks),
-        state,
-        rest,
-    )
+    state
 }
