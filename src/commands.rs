@@ -1,11 +1,13 @@
 //! `put`, `get`, `inspect`, `rewrap` and `key`: objects in the file container, keys in the local keyring.
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
+
+use crate::pipe::{ReadAhead, WriteBehind};
 use ssekit::keys::{
     EncryptionContext, KeyError, KeyInfo, KeyProvider, KeySpec, KeyState, LocalKeyring, WrappedKey,
     format_time,
@@ -112,9 +114,9 @@ impl Output {
     }
 }
 
-fn open_input(path: &str) -> Result<(Box<dyn Read>, Option<u64>), String> {
+fn open_input(path: &str) -> Result<(Box<dyn Read + Send>, Option<u64>), String> {
     if path == "-" {
-        return Ok((Box::new(io::stdin().lock()), None));
+        return Ok((Box::new(io::stdin()), None));
     }
     let f = File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
     let len = f.metadata().ok().map(|m| m.len());
@@ -181,7 +183,7 @@ pub fn put(
     let (dek, wrapped) = ring
         .generate_data_key(id, &context)
         .map_err(|e| e.to_string())?;
-    let (mut src, len) = open_input(input)?;
+    let (src, len) = open_input(input)?;
     let mut out = Output::create(output)?;
     let mut meta = ObjectMeta {
         mode,
@@ -192,14 +194,17 @@ pub fn put(
     };
     // The size is written after the data is sealed: a fixed-width field, so the header keeps its length.
     let header_len = write_container_header(out.file(), &meta).map_err(|e| e.to_string())?;
-    let writer = BufWriter::with_capacity(1 << 20, out.file());
-    let mut sealer = SealWriter::new(writer, &dek).map_err(|e| e.to_string())?;
     let bar = progress(len, "sealing");
-    pump(&mut src, &mut sealer, bar.as_ref()).map_err(|e| format!("{input}: {e}"))?;
-    let (writer, size) = sealer.finish().map_err(|e| format!("{output}: {e}"))?;
-    writer
-        .into_inner()
-        .map_err(|e| format!("{output}: {}", e.error()))?;
+    // Reading, sealing and writing overlap: each on its own thread.
+    let size = std::thread::scope(|s| -> Result<u64, String> {
+        let mut reader = ReadAhead::spawn(s, src);
+        let writer = WriteBehind::spawn(s, out.file());
+        let mut sealer = SealWriter::new(writer, &dek).map_err(|e| e.to_string())?;
+        pump(&mut reader, &mut sealer, bar.as_ref()).map_err(|e| format!("{input}: {e}"))?;
+        let (writer, size) = sealer.finish().map_err(|e| format!("{output}: {e}"))?;
+        writer.finish().map_err(|e| format!("{output}: {e}"))?;
+        Ok(size)
+    })?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -265,7 +270,7 @@ pub fn get(
         if range.is_some() {
             return Err("--range needs a file to seek in, not stdin".into());
         }
-        let mut stdin = io::stdin().lock();
+        let mut stdin = io::stdin();
         let (meta, _) = read_container_header(&mut stdin).map_err(|e| format!("stdin: {e}"))?;
         let mut out = Output::create(output)?;
         return get_stream(home, &meta, &expected, "stdin", &mut stdin, None, &mut out)
@@ -275,13 +280,12 @@ pub fn get(
     let mut out = Output::create(output)?;
     match range {
         None => {
-            let mut src = io::BufReader::with_capacity(1 << 20, &file);
             get_stream(
                 home,
                 &meta,
                 &expected,
                 input,
-                &mut src,
+                &mut &file,
                 Some(stored),
                 &mut out,
             )?;
@@ -324,7 +328,7 @@ fn get_stream(
     meta: &ObjectMeta,
     expected: &EncryptionContext,
     input: &str,
-    src: &mut dyn Read,
+    src: &mut (dyn Read + Send),
     stored: Option<u64>,
     out: &mut Output,
 ) -> Outcome {
@@ -336,12 +340,17 @@ fn get_stream(
     }
     let ring = keyring(home)?;
     let dek = unwrap_dek(&ring, meta, input)?;
-    let mut reader = OpenReader::new(src, &dek).map_err(|e| format!("{input}: {e}"))?;
     let bar = progress(stored, "opening");
-    let mut w = BufWriter::with_capacity(1 << 20, out.file());
-    let n = pump(&mut reader, &mut w, bar.as_ref())
-        .map_err(|e| format!("{input}: {}", object::Error::from(e)))?;
-    w.flush().map_err(|e| e.to_string())?;
+    // Reading, opening and writing overlap: each on its own thread.
+    let n = std::thread::scope(|s| -> Result<u64, String> {
+        let mut reader =
+            OpenReader::new(ReadAhead::spawn(s, src), &dek).map_err(|e| format!("{input}: {e}"))?;
+        let mut w = WriteBehind::spawn(s, out.file());
+        let n = pump(&mut reader, &mut w, bar.as_ref())
+            .map_err(|e| format!("{input}: {}", object::Error::from(e)))?;
+        w.finish().map_err(|e| e.to_string())?;
+        Ok(n)
+    })?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

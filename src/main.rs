@@ -11,6 +11,7 @@ use ssekit::aead::{Aes256Gcm, Backend};
 use ssekit::keys::{KeyProvider, KeySpec};
 
 mod commands;
+mod pipe;
 
 #[derive(Parser)]
 #[command(
