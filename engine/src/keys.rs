@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 mod local;
 
-pub use local::{Clock, LocalKeyring, SystemClock, WRAP_ALGORITHM};
+pub use local::{Clock, KeyRecords, LocalKeyring, SystemClock, VersionStore, WRAP_ALGORITHM};
 
 /// A 256-bit data key (DEK). Zeroized on drop; `Debug` shows nothing of it.
 #[derive(Clone)]

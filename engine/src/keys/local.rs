@@ -131,17 +131,20 @@ impl Record {
         }
     }
 
-    fn add_version(&mut self, now: u64) {
+    /// Adds the next version, made by `store`.
+    fn add_version(&mut self, now: u64, store: &dyn VersionStore) -> Result<(), KeyError> {
         let version = self.versions.last().map_or(1, |v| v.version + 1);
-        let fresh = DataKey::generate();
+        let material = store.create_version(&self.id, version)?;
         self.versions.push(Version {
             version,
             created: now,
-            material: BASE64.encode(fresh.expose()),
+            material: BASE64.encode(&*material),
         });
+        Ok(())
     }
 
-    fn material(&self, version: u32) -> Result<Aes256Gcm, KeyError> {
+    /// What the record keeps for `version`: its KEK, or nothing where the KEK lives elsewhere.
+    fn material(&self, version: u32) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let v = self
             .versions
             .iter()
@@ -149,49 +152,97 @@ impl Record {
             .ok_or_else(|| {
                 KeyError::WrongProvider(format!("key `{}` has no version {version}", self.id))
             })?;
-        let bytes = Zeroizing::new(BASE64.decode(&v.material).map_err(|_| {
+        BASE64.decode(&v.material).map(Zeroizing::new).map_err(|_| {
             KeyError::Corrupt(format!("key `{}` version {version} is damaged", self.id))
-        })?);
-        let key = DataKey::try_from_slice(&bytes).map_err(|_| {
-            KeyError::Corrupt(format!("key `{}` version {version} is damaged", self.id))
-        })?;
-        Aes256Gcm::from_env(key.expose()).map_err(|e| KeyError::Io(e.to_string()))
+        })
     }
 
     /// Applies what time alone changes: destruction after the deletion window, scheduled rotation.
     /// Returns true when the record changed and must be written.
-    fn refresh(&mut self, now: u64) -> bool {
+    fn refresh(&mut self, now: u64, store: &dyn VersionStore) -> Result<bool, KeyError> {
         match self.state {
             StoredState::PendingDeletion { delete_at } if now >= delete_at => {
+                let versions: Vec<u32> = self.versions.iter().map(|v| v.version).collect();
+                store.destroy_versions(&self.id, &versions)?;
                 self.versions.clear();
                 self.state = StoredState::Destroyed;
-                true
+                Ok(true)
             }
             StoredState::Enabled => match self.rotation_period_days {
                 Some(days) if now >= self.info().rotated.saturating_add(u64::from(days) * DAY) => {
-                    self.add_version(now);
-                    true
+                    self.add_version(now, store)?;
+                    Ok(true)
                 }
-                _ => false,
+                _ => Ok(false),
             },
-            _ => false,
+            _ => Ok(false),
         }
+    }
+}
+
+/// Where each key version's secret lives, for [`KeyRecords`]: in the record itself (the local
+/// keyring) or in a device that keeps it (an HSM), the record then holding only its lifecycle.
+pub trait VersionStore: Send + Sync {
+    /// Makes version `version` of key `id`; returns what the record keeps for it: the KEK itself, or
+    /// nothing when the KEK stays in the device.
+    ///
+    /// # Errors
+    ///
+    /// The device's error; the version is then not added.
+    fn create_version(&self, id: &str, version: u32) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+    /// Destroys the versions of `id` once its deletion window has passed.
+    ///
+    /// # Errors
+    ///
+    /// The device's error; the key then stays pending deletion and destruction is retried on its
+    /// next use.
+    fn destroy_versions(&self, id: &str, versions: &[u32]) -> Result<(), KeyError>;
+}
+
+/// The local keyring's versions: 32 random bytes each, kept (sealed) in the record.
+struct RandomVersions;
+
+impl VersionStore for RandomVersions {
+    fn create_version(&self, _id: &str, _version: u32) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        Ok(Zeroizing::new(DataKey::generate().expose().to_vec()))
+    }
+
+    fn destroy_versions(&self, _id: &str, _versions: &[u32]) -> Result<(), KeyError> {
+        // The material is in the record, which destruction clears.
+        Ok(())
     }
 }
 
 /// The embedded default provider: KEKs in files under a directory. See the module documentation for
 /// the layout and its guarantees.
 pub struct LocalKeyring {
-    dir: PathBuf,
-    root: Aes256Gcm,
-    clock: Arc<dyn Clock>,
-    /// Serialises read-modify-write cycles within the process (the lock file does across processes).
-    busy: Mutex<()>,
+    records: KeyRecords,
 }
 
 impl std::fmt::Debug for LocalKeyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalKeyring")
+            .field("dir", &self.records.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Key records in a directory: each key's state, schedule and versions, in the layout and with the
+/// guarantees of the module documentation, and every lifecycle transition of [`KeyProvider`]. The
+/// local keyring keeps its KEKs in them; the HSM provider keeps only the lifecycle here and the KEKs
+/// on the token (its [`VersionStore`]).
+pub struct KeyRecords {
+    dir: PathBuf,
+    root: Aes256Gcm,
+    clock: Arc<dyn Clock>,
+    versions: Arc<dyn VersionStore>,
+    /// Serialises read-modify-write cycles within the process (the lock file does across processes).
+    busy: Mutex<()>,
+}
+
+impl std::fmt::Debug for KeyRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecords")
             .field("dir", &self.dir)
             .finish_non_exhaustive()
     }
@@ -334,6 +385,48 @@ impl LocalKeyring {
         root_key_file: Option<&Path>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, KeyError> {
+        let records = KeyRecords::open_with(dir, root_key_file, clock, Arc::new(RandomVersions))?;
+        Ok(LocalKeyring { records })
+    }
+
+    /// The keyring's directory.
+    pub fn dir(&self) -> &Path {
+        &self.records.dir
+    }
+
+    /// Creates `id` with defaults if it does not exist (the CLI's `default` key); returns its info.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyProvider::create_key`].
+    pub fn ensure_key(&self, id: &str) -> Result<KeyInfo, KeyError> {
+        self.records.ensure(id)
+    }
+
+    /// The AES-256-GCM key of `id`'s `version` (the newest when `None`), if the key is enabled.
+    fn kek(&self, id: &str, version: Option<u32>) -> Result<(u32, Aes256Gcm), KeyError> {
+        let (version, material) = self.records.use_version(id, version)?;
+        let key = DataKey::try_from_slice(&material)
+            .map_err(|_| KeyError::Corrupt(format!("key `{id}` version {version} is damaged")))?;
+        let gcm = Aes256Gcm::from_env(key.expose()).map_err(|e| KeyError::Io(e.to_string()))?;
+        Ok((version, gcm))
+    }
+}
+
+impl KeyRecords {
+    /// Opens (creating if needed) the records in `dir`, sealed under the root secret in
+    /// `root_key_file` (`None`: `dir/root.key`, generated on first use), with new versions made by
+    /// `versions`.
+    ///
+    /// # Errors
+    ///
+    /// As [`LocalKeyring::open`].
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        root_key_file: Option<&Path>,
+        clock: Arc<dyn Clock>,
+        versions: Arc<dyn VersionStore>,
+    ) -> Result<Self, KeyError> {
         let dir = dir.as_ref().to_path_buf();
         create_private_dir(&dir.join("keys"))?;
         let meta = fs::metadata(&dir).map_err(|e| io_err("cannot stat", &dir, e))?;
@@ -378,27 +471,47 @@ impl LocalKeyring {
             ))
         })?;
         let root = Aes256Gcm::from_env(root.expose()).map_err(|e| KeyError::Io(e.to_string()))?;
-        Ok(LocalKeyring {
+        Ok(KeyRecords {
             dir,
             root,
             clock,
+            versions,
             busy: Mutex::new(()),
         })
     }
 
-    /// The keyring's directory.
+    /// The records' directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Creates `id` with defaults if it does not exist (the CLI's `default` key); returns its info.
+    /// The newest version of `id` (or `version`) and what its record keeps for it, if the key is
+    /// enabled (after applying scheduled rotation and destruction).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NotFound`], the typed error of a key not enabled, [`KeyError::WrongProvider`] for
+    /// a version the key does not have.
+    pub fn use_version(
+        &self,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<(u32, Zeroizing<Vec<u8>>), KeyError> {
+        self.update(id, |rec, _| {
+            rec.require_enabled()?;
+            let v = version.unwrap_or(rec.info().current_version);
+            Ok(((v, rec.material(v)?), false))
+        })
+    }
+
+    /// Creates `id` with defaults if it does not exist; returns its info.
     ///
     /// # Errors
     ///
     /// As [`KeyProvider::create_key`].
-    pub fn ensure_key(&self, id: &str) -> Result<KeyInfo, KeyError> {
+    pub fn ensure(&self, id: &str) -> Result<KeyInfo, KeyError> {
         match self.describe(id) {
-            Err(KeyError::NotFound(_)) => match self.create_key(&KeySpec {
+            Err(KeyError::NotFound(_)) => match self.create(&KeySpec {
                 id: Some(id.to_owned()),
                 description: "created on first use".into(),
                 rotation_period_days: None,
@@ -411,7 +524,11 @@ impl LocalKeyring {
     }
 
     /// Enable or disable: allowed between those two states only.
-    fn set_enabled(&self, key_id: &str, on: bool) -> Result<KeyInfo, KeyError> {
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::InvalidState`] when pending deletion, [`KeyError::Destroyed`].
+    pub fn set_enabled(&self, key_id: &str, on: bool) -> Result<KeyInfo, KeyError> {
         let want = if on {
             StoredState::Enabled
         } else {
@@ -497,101 +614,12 @@ impl LocalKeyring {
         write_atomic(&self.path(&rec.id), &file)
     }
 
-    /// Loads a record under the lock, applies time (destruction, scheduled rotation), lets `f` change
-    /// it, and writes it back if anything changed.
-    fn update<T>(
-        &self,
-        id: &str,
-        f: impl FnOnce(&mut Record, u64) -> Result<(T, bool), KeyError>,
-    ) -> Result<T, KeyError> {
-        self.locked(|| {
-            let mut rec = self.load(id)?;
-            let now = self.clock.now();
-            let aged = rec.refresh(now);
-            let r = f(&mut rec, now);
-            let changed = matches!(r, Ok((_, true)));
-            if aged || changed {
-                self.store(&rec)?;
-            }
-            r.map(|(t, _)| t)
-        })
-    }
-}
-
-impl KeyProvider for LocalKeyring {
-    fn name(&self) -> &'static str {
-        PROVIDER
-    }
-
-    fn wrap(
-        &self,
-        key_id: &str,
-        dek: &DataKey,
-        context: &EncryptionContext,
-    ) -> Result<WrappedKey, KeyError> {
-        self.update(key_id, |rec, _| {
-            rec.require_enabled()?;
-            let version = rec.info().current_version;
-            let gcm = rec.material(version)?;
-            let nonce = random_nonce();
-            let mut body = Zeroizing::new(dek.expose().to_vec());
-            let tag = gcm.seal_in_place(&nonce, &wrap_aad(key_id, version, context), &mut body);
-            let mut ciphertext = nonce.to_vec();
-            ciphertext.extend_from_slice(&body);
-            ciphertext.extend_from_slice(&tag);
-            Ok((
-                WrappedKey {
-                    provider: PROVIDER.into(),
-                    key_id: key_id.to_owned(),
-                    key_version: version,
-                    algorithm: WRAP_ALGORITHM.into(),
-                    ciphertext,
-                },
-                false,
-            ))
-        })
-    }
-
-    fn unwrap(
-        &self,
-        wrapped: &WrappedKey,
-        context: &EncryptionContext,
-    ) -> Result<DataKey, KeyError> {
-        if wrapped.provider != PROVIDER {
-            return Err(KeyError::WrongProvider(format!(
-                "the data key was wrapped by provider `{}`, not the local keyring",
-                wrapped.provider
-            )));
-        }
-        if wrapped.algorithm != WRAP_ALGORITHM {
-            return Err(KeyError::WrongProvider(format!(
-                "unknown wrap algorithm `{}`",
-                wrapped.algorithm
-            )));
-        }
-        if wrapped.ciphertext.len() != 12 + 32 + 16 {
-            return Err(KeyError::UnwrapFailed);
-        }
-        self.update(&wrapped.key_id, |rec, _| {
-            rec.require_enabled()?;
-            let gcm = rec.material(wrapped.key_version)?;
-            let c = &wrapped.ciphertext;
-            let nonce: [u8; 12] = c[..12].try_into().expect("12");
-            let tag: [u8; 16] = c[44..].try_into().expect("16");
-            let mut body = Zeroizing::new([0u8; 32]);
-            body.copy_from_slice(&c[12..44]);
-            gcm.open_in_place(
-                &nonce,
-                &wrap_aad(&wrapped.key_id, wrapped.key_version, context),
-                body.as_mut(),
-                &tag,
-            )
-            .map_err(|_| KeyError::UnwrapFailed)?;
-            Ok((DataKey::from_bytes(&body), false))
-        })
-    }
-
-    fn create_key(&self, spec: &KeySpec) -> Result<KeyInfo, KeyError> {
+    /// Creates a key with its first version.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyProvider::create_key`].
+    pub fn create(&self, spec: &KeySpec) -> Result<KeyInfo, KeyError> {
         let id = match &spec.id {
             Some(id) => id.clone(),
             None => {
@@ -620,17 +648,27 @@ impl KeyProvider for LocalKeyring {
                 rotation_period_days: spec.rotation_period_days,
                 versions: Vec::new(),
             };
-            rec.add_version(now);
+            rec.add_version(now, &*self.versions)?;
             self.store(&rec)?;
             Ok(rec.info())
         })
     }
 
-    fn describe(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+    /// The key's state and versions.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyProvider::describe`].
+    pub fn describe(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
         self.update(key_id, |rec, _| Ok((rec.info(), false)))
     }
 
-    fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+    /// Every key, sorted by id.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyProvider::list`].
+    pub fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
         let keys = self.dir.join("keys");
         let mut ids: Vec<String> = fs::read_dir(&keys)
             .map_err(|e| io_err("cannot list", &keys, e))?
@@ -645,23 +683,25 @@ impl KeyProvider for LocalKeyring {
         ids.iter().map(|id| self.describe(id)).collect()
     }
 
-    fn rotate(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+    /// Adds a version; new wraps use it.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyProvider::rotate`].
+    pub fn rotate(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
         self.update(key_id, |rec, now| {
             rec.require_enabled()?;
-            rec.add_version(now);
+            rec.add_version(now, &*self.versions)?;
             Ok((rec.info(), true))
         })
     }
 
-    fn enable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
-        self.set_enabled(key_id, true)
-    }
-
-    fn disable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
-        self.set_enabled(key_id, false)
-    }
-
-    fn schedule_deletion(&self, key_id: &str, days: u32) -> Result<KeyInfo, KeyError> {
+    /// Schedules destruction `days` (7..=30) ahead.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyProvider::schedule_deletion`].
+    pub fn schedule_deletion(&self, key_id: &str, days: u32) -> Result<KeyInfo, KeyError> {
         if !(7..=30).contains(&days) {
             return Err(KeyError::InvalidDeletionWindow(days));
         }
@@ -680,7 +720,12 @@ impl KeyProvider for LocalKeyring {
         })
     }
 
-    fn cancel_deletion(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+    /// Cancels a scheduled deletion; the key comes back disabled.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyProvider::cancel_deletion`].
+    pub fn cancel_deletion(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
         self.update(key_id, |rec, _| match rec.state {
             StoredState::PendingDeletion { .. } => {
                 rec.state = StoredState::Disabled;
@@ -692,5 +737,121 @@ impl KeyProvider for LocalKeyring {
                 state: "not pending deletion".into(),
             }),
         })
+    }
+
+    /// Loads a record under the lock, applies time (destruction, scheduled rotation), lets `f` change
+    /// it, and writes it back if anything changed.
+    fn update<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Record, u64) -> Result<(T, bool), KeyError>,
+    ) -> Result<T, KeyError> {
+        self.locked(|| {
+            let mut rec = self.load(id)?;
+            let now = self.clock.now();
+            let aged = rec.refresh(now, &*self.versions)?;
+            let r = f(&mut rec, now);
+            let changed = matches!(r, Ok((_, true)));
+            if aged || changed {
+                self.store(&rec)?;
+            }
+            r.map(|(t, _)| t)
+        })
+    }
+}
+
+impl KeyProvider for LocalKeyring {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn wrap(
+        &self,
+        key_id: &str,
+        dek: &DataKey,
+        context: &EncryptionContext,
+    ) -> Result<WrappedKey, KeyError> {
+        let (version, gcm) = self.kek(key_id, None)?;
+        let nonce = random_nonce();
+        let mut body = Zeroizing::new(dek.expose().to_vec());
+        let tag = gcm.seal_in_place(&nonce, &wrap_aad(key_id, version, context), &mut body);
+        let mut ciphertext = nonce.to_vec();
+        ciphertext.extend_from_slice(&body);
+        ciphertext.extend_from_slice(&tag);
+        Ok(WrappedKey {
+            provider: PROVIDER.into(),
+            key_id: key_id.to_owned(),
+            key_version: version,
+            algorithm: WRAP_ALGORITHM.into(),
+            ciphertext,
+        })
+    }
+
+    fn unwrap(
+        &self,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+    ) -> Result<DataKey, KeyError> {
+        if wrapped.provider != PROVIDER {
+            return Err(KeyError::WrongProvider(format!(
+                "the data key was wrapped by provider `{}`, not the local keyring",
+                wrapped.provider
+            )));
+        }
+        if wrapped.algorithm != WRAP_ALGORITHM {
+            return Err(KeyError::WrongProvider(format!(
+                "unknown wrap algorithm `{}`",
+                wrapped.algorithm
+            )));
+        }
+        if wrapped.ciphertext.len() != 12 + 32 + 16 {
+            return Err(KeyError::UnwrapFailed);
+        }
+        let (_, gcm) = self.kek(&wrapped.key_id, Some(wrapped.key_version))?;
+        let c = &wrapped.ciphertext;
+        let nonce: [u8; 12] = c[..12].try_into().expect("12");
+        let tag: [u8; 16] = c[44..].try_into().expect("16");
+        let mut body = Zeroizing::new([0u8; 32]);
+        body.copy_from_slice(&c[12..44]);
+        gcm.open_in_place(
+            &nonce,
+            &wrap_aad(&wrapped.key_id, wrapped.key_version, context),
+            body.as_mut(),
+            &tag,
+        )
+        .map_err(|_| KeyError::UnwrapFailed)?;
+        Ok(DataKey::from_bytes(&body))
+    }
+
+    fn create_key(&self, spec: &KeySpec) -> Result<KeyInfo, KeyError> {
+        self.records.create(spec)
+    }
+
+    fn describe(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.records.describe(key_id)
+    }
+
+    fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+        self.records.list()
+    }
+
+    fn rotate(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.records.rotate(key_id)
+    }
+
+    fn enable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.records.set_enabled(key_id, true)
+    }
+
+    fn disable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.records.set_enabled(key_id, false)
+    }
+
+    fn schedule_deletion(&self, key_id: &str, days: u32) -> Result<KeyInfo, KeyError> {
+        self.records.schedule_deletion(key_id, days)
+    }
+
+    fn cancel_deletion(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.records.cancel_deletion(key_id)
     }
 }
