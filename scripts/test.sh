@@ -2,9 +2,10 @@
 # The one test entry point (README, .ci/run): formatting, lints, and every test on every backend this CPU
 # has. Exits non-zero on the first failure.
 #
-# What it needs on a fresh machine: a Rust toolchain (cargo, rustfmt, clippy). Everything else comes from
-# the package registries through cargo. Later parts of the project (SoftHSM2, a KMS server, C and Python
-# tests) add their install, start and stop steps here.
+# What it needs on a fresh machine: a Rust toolchain (cargo, rustfmt, clippy). It installs SoftHSM2 with
+# apt-get when missing (the PKCS#11 tests create their own token in a temporary directory, with their
+# own SOFTHSM2_CONF; set SSEKIT_PKCS11_MODULE, SSEKIT_PKCS11_TOKEN_LABEL and SSEKIT_PKCS11_PIN to run
+# them against another module). Everything else comes from the package registries through cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,30 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
         echo "scripts/test.sh: cargo fmt and cargo clippy are required (rustup component add rustfmt clippy)" >&2
         exit 1
     fi
+fi
+
+if ! command -v softhsm2-util >/dev/null 2>&1; then
+    step "installing SoftHSM2 (apt-get)"
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq softhsm2
+fi
+need softhsm2-util "SoftHSM2: apt-get install softhsm2"
+
+# A SoftHSM2 token of our own, unless the caller points the suite at another PKCS#11 module.
+if [ -z "${SSEKIT_PKCS11_MODULE:-}" ]; then
+    HSM_DIR="$(mktemp -d)"
+    trap 'rm -rf "$HSM_DIR"' EXIT
+    mkdir "$HSM_DIR/tokens"
+    printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+        "$HSM_DIR/tokens" >"$HSM_DIR/softhsm2.conf"
+    export SOFTHSM2_CONF="$HSM_DIR/softhsm2.conf"
+    softhsm2-util --init-token --free --label ssekit-test --pin 1234 --so-pin 5678 >/dev/null
+    for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so; do
+        if [ -e "$m" ]; then export SSEKIT_PKCS11_MODULE="$m"; break; fi
+    done
+    export SSEKIT_PKCS11_TOKEN_LABEL=ssekit-test SSEKIT_PKCS11_PIN=1234
 fi
 
 step "cargo fmt --check"

@@ -261,6 +261,14 @@ pub enum KeyError {
     Malformed(String),
     /// The keyring's files are readable or writable by others.
     InsecurePermissions(String),
+    /// A key device (HSM, KMS) refused or failed a call: which call and its error code, e.g.
+    /// `C_WrapKey` and `CKR_DEVICE_ERROR`.
+    Device {
+        /// The call, e.g. `C_WrapKey`.
+        call: String,
+        /// The device's code, e.g. `CKR_DEVICE_ERROR`.
+        code: String,
+    },
     /// A keyring file is damaged or was sealed under another root secret.
     Corrupt(String),
     /// The storage under the provider failed.
@@ -289,6 +297,7 @@ impl fmt::Display for KeyError {
             KeyError::WrongProvider(what) => write!(f, "{what}"),
             KeyError::Malformed(what) => write!(f, "{what}"),
             KeyError::InsecurePermissions(what) => write!(f, "{what}"),
+            KeyError::Device { call, code } => write!(f, "{call} failed: {code}"),
             KeyError::Corrupt(what) => write!(f, "{what}"),
             KeyError::Io(what) => write!(f, "{what}"),
         }

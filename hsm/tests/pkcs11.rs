@@ -1,0 +1,254 @@
+//! `Pkcs11Provider` against a real PKCS#11 module: the token `SSEKIT_PKCS11_MODULE`,
+//! `SSEKIT_PKCS11_TOKEN_LABEL` and `SSEKIT_PKCS11_PIN` name (scripts/test.sh creates a SoftHSM2 token
+//! in a temporary directory and sets them; point them at a real HSM to run the same suite there).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::object::Attribute;
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use ssekit_engine::keys::{
+    Clock, DataKey, EncryptionContext, KeyError, KeyProvider, KeySpec, KeyState,
+};
+mod common;
+
+use common::{config, token};
+use ssekit_hsm::{Binding, Pkcs11Provider};
+
+struct TestClock(AtomicU64);
+
+impl Clock for TestClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
+    EncryptionContext::from_pairs(pairs.iter().copied()).unwrap()
+}
+
+#[test]
+fn lifecycle_on_both_bindings() {
+    for binding in [Binding::HsmGcm, Binding::AesKwpHmac] {
+        let home = tempfile::tempdir().unwrap();
+        let clock = Arc::new(TestClock(AtomicU64::new(1_800_000_000)));
+        let p =
+            Pkcs11Provider::open_with_clock(&config(home.path(), binding), clock.clone()).unwrap();
+        let id = unique("life");
+        let info = p
+            .create_key(&KeySpec {
+                id: Some(id.clone()),
+                description: "t".into(),
+                rotation_period_days: Some(30),
+            })
+            .unwrap();
+        assert_eq!(info.current_version, 1);
+        let c = ctx(&[("bucket", "b"), ("key", "k")]);
+        let (dek, w) = p.generate_data_key(&id, &c).unwrap();
+        assert_eq!(w.provider, "pkcs11");
+        assert_eq!(
+            p.unwrap(&w, &c).unwrap().expose(),
+            dek.expose(),
+            "{binding:?}"
+        );
+        assert_eq!(
+            p.unwrap(&w, &ctx(&[("bucket", "b"), ("key", "other")]))
+                .unwrap_err(),
+            KeyError::UnwrapFailed
+        );
+        let mut bad = w.clone();
+        *bad.ciphertext.last_mut().unwrap() ^= 1;
+        assert_eq!(p.unwrap(&bad, &c).unwrap_err(), KeyError::UnwrapFailed);
+        let mut truncated = w.clone();
+        truncated.ciphertext.pop();
+        assert_eq!(
+            p.unwrap(&truncated, &c).unwrap_err(),
+            KeyError::UnwrapFailed
+        );
+
+        // Rotation on demand and on schedule; old versions keep unwrapping; rewrap moves forward.
+        assert_eq!(p.rotate(&id).unwrap().current_version, 2);
+        clock.0.fetch_add(31 * 86_400, Ordering::SeqCst);
+        assert_eq!(p.describe(&id).unwrap().current_version, 3);
+        assert_eq!(p.unwrap(&w, &c).unwrap().expose(), dek.expose());
+        let moved = p
+            .rewrap(&w, &c)
+            .unwrap()
+            .expect("moved to the newest version");
+        assert_eq!(moved.key_version, 3);
+        assert_eq!(p.unwrap(&moved, &c).unwrap().expose(), dek.expose());
+        assert_eq!(p.rewrap(&moved, &c).unwrap(), None);
+
+        // States.
+        p.disable(&id).unwrap();
+        assert_eq!(
+            p.unwrap(&w, &c).unwrap_err(),
+            KeyError::Disabled(id.clone())
+        );
+        assert!(matches!(
+            p.generate_data_key(&id, &c),
+            Err(KeyError::Disabled(_))
+        ));
+        p.enable(&id).unwrap();
+        for days in [0, 6, 31] {
+            assert_eq!(
+                p.schedule_deletion(&id, days).unwrap_err(),
+                KeyError::InvalidDeletionWindow(days)
+            );
+        }
+        let pending = p.schedule_deletion(&id, 7).unwrap();
+        assert!(matches!(pending.state, KeyState::PendingDeletion { .. }));
+        assert!(matches!(
+            p.unwrap(&w, &c),
+            Err(KeyError::PendingDeletion { .. })
+        ));
+        assert_eq!(p.cancel_deletion(&id).unwrap().state, KeyState::Disabled);
+        p.enable(&id).unwrap();
+        assert_eq!(p.unwrap(&moved, &c).unwrap().expose(), dek.expose());
+
+        // Destruction after the window removes the KEKs from the token.
+        p.schedule_deletion(&id, 7).unwrap();
+        clock.0.fetch_add(7 * 86_400, Ordering::SeqCst);
+        assert_eq!(p.describe(&id).unwrap().state, KeyState::Destroyed);
+        assert_eq!(
+            p.unwrap(&w, &c).unwrap_err(),
+            KeyError::Destroyed(id.clone())
+        );
+        assert_eq!(
+            token_objects(&format!("{id}/v")),
+            0,
+            "KEKs left on the token"
+        );
+    }
+}
+
+/// Token objects whose label starts with `prefix`, seen from a session of this process.
+fn token_objects(prefix: &str) -> usize {
+    with_raw_session(|s| {
+        s.find_objects(&[])
+            .unwrap()
+            .into_iter()
+            .filter(|h| {
+                s.get_attributes(*h, &[cryptoki::object::AttributeType::Label])
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|a| matches!(a, Attribute::Label(l) if l.starts_with(prefix.as_bytes())))
+            })
+            .count()
+    })
+}
+
+fn with_raw_session<T>(f: impl FnOnce(&cryptoki::session::Session) -> T) -> T {
+    let t = token();
+    let ctx = Pkcs11::new(&t.module).unwrap();
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == t.label)
+        .unwrap();
+    let s = ctx.open_rw_session(slot).unwrap();
+    let _ = s.login(UserType::User, Some(&AuthPin::new(t.pin.clone().into())));
+    f(&s)
+}
+
+#[test]
+fn a_kek_deleted_on_the_token_is_a_typed_error() {
+    let home = tempfile::tempdir().unwrap();
+    let p = Pkcs11Provider::open(&config(home.path(), Binding::HsmGcm)).unwrap();
+    let id = unique("gone");
+    p.create_key(&KeySpec {
+        id: Some(id.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let c = ctx(&[("k", "v")]);
+    let (_, w) = p.generate_data_key(&id, &c).unwrap();
+    with_raw_session(|s| {
+        for h in s
+            .find_objects(&[Attribute::Label(format!("{id}/v1").into_bytes())])
+            .unwrap()
+        {
+            s.destroy_object(h).unwrap();
+        }
+    });
+    let e = p.unwrap(&w, &c).unwrap_err();
+    assert!(
+        matches!(&e, KeyError::Corrupt(m) if m.contains("missing from PKCS#11 token")),
+        "{e}"
+    );
+    assert!(matches!(
+        p.generate_data_key(&id, &c),
+        Err(KeyError::Corrupt(_))
+    ));
+}
+
+/// 16 threads × 2,000 mixed wrap/unwrap calls, while another thread keeps closing every pooled
+/// session and logging the application out: no error, and every DEK comes back.
+#[test]
+fn sixteen_threads_under_session_loss_and_logout() {
+    let home = tempfile::tempdir().unwrap();
+    let p = Arc::new(Pkcs11Provider::open(&config(home.path(), Binding::HsmGcm)).unwrap());
+    let id = unique("load");
+    p.create_key(&KeySpec {
+        id: Some(id.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let faults = {
+        let (p, stop) = (p.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(Ordering::SeqCst) {
+                if n.is_multiple_of(2) {
+                    p.drop_sessions();
+                } else {
+                    p.logout().unwrap();
+                }
+                n += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            n
+        })
+    };
+    let workers: Vec<_> = (0..16)
+        .map(|t| {
+            let (p, id) = (p.clone(), id.clone());
+            std::thread::spawn(move || {
+                let c = ctx(&[("thread", &t.to_string())]);
+                let mut kept = Vec::new();
+                for i in 0..2_000 {
+                    if i % 2 == 0 || kept.is_empty() {
+                        let (dek, w) = p.generate_data_key(&id, &c).unwrap();
+                        kept.push((dek, w));
+                    } else {
+                        let (dek, w): &(DataKey, _) = &kept[i % kept.len()];
+                        assert_eq!(p.unwrap(w, &c).unwrap().expose(), dek.expose());
+                    }
+                }
+                for (dek, w) in &kept {
+                    assert_eq!(p.unwrap(w, &c).unwrap().expose(), dek.expose());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let faults = faults.join().unwrap();
+    assert!(faults > 2, "the fault thread ran {faults} times");
+}
