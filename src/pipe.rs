@@ -17,7 +17,6 @@ pub struct ReadAhead {
     spare: SyncSender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
-    done: bool,
     /// The source's error, repeated on every later read.
     error: Option<(io::ErrorKind, String)>,
 }
@@ -33,16 +32,15 @@ impl ReadAhead {
         scope.spawn(move || {
             loop {
                 let mut buf = spares.try_recv().unwrap_or_default();
-                buf.resize(BLOCK, 0);
-                let got = read_full(&mut src, &mut buf);
-                let n = match got {
+                buf.clear();
+                // Up to a block, short only at the end (`read_to_end` retries interrupted reads).
+                let n = match (&mut src).take(BLOCK as u64).read_to_end(&mut buf) {
                     Ok(n) => n,
                     Err(e) => {
                         let _ = tx.send(Err(e));
                         return;
                     }
                 };
-                buf.truncate(n);
                 // The receiver is gone when the caller stopped early: nothing more to do.
                 if n == 0 || tx.send(Ok(buf)).is_err() {
                     return;
@@ -54,23 +52,9 @@ impl ReadAhead {
             spare,
             cur: Vec::new(),
             pos: 0,
-            done: false,
             error: None,
         }
     }
-}
-
-fn read_full(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match src.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 impl BufRead for ReadAhead {
@@ -78,19 +62,18 @@ impl BufRead for ReadAhead {
         if let Some((kind, message)) = &self.error {
             return Err(io::Error::new(*kind, message.clone()));
         }
-        if self.pos == self.cur.len() && !self.done {
+        if self.pos == self.cur.len() {
             let used = std::mem::take(&mut self.cur);
             let _ = self.spare.try_send(used);
             self.pos = 0;
             match self.blocks.recv() {
                 Ok(Ok(b)) => self.cur = b,
                 Ok(Err(e)) => {
-                    self.done = true;
                     self.error = Some((e.kind(), e.to_string()));
                     return Err(e);
                 }
-                // The thread ends after the last block.
-                Err(_) => self.done = true,
+                // The thread has ended after the last block: end of input, now and on every call.
+                Err(_) => {}
             }
         }
         Ok(&self.cur[self.pos..])
@@ -141,13 +124,13 @@ impl<'scope> WriteBehind<'scope> {
         }
     }
 
-    /// The writer thread's error, once it has stopped.
-    fn failed(&mut self) -> io::Error {
+    /// Closes the queue and waits for the writer thread: its result.
+    fn join(&mut self) -> io::Result<()> {
         self.blocks = None;
         match self.thread.take().map(ScopedJoinHandle::join) {
-            Some(Ok(Err(e))) => e,
-            Some(Err(_)) => io::Error::other("the writer thread panicked"),
-            _ => io::Error::other("an earlier write failed"),
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("the writer thread panicked")),
+            None => Err(io::Error::other("an earlier write failed")),
         }
     }
 
@@ -162,19 +145,18 @@ impl<'scope> WriteBehind<'scope> {
         let full = std::mem::replace(&mut self.cur, next);
         match &self.blocks {
             Some(tx) if tx.send(full).is_ok() => Ok(()),
-            _ => Err(self.failed()),
+            // The thread stops taking blocks only after a write failed.
+            _ => Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| io::Error::other("the writer thread stopped early"))),
         }
     }
 
     /// Writes out what is buffered and waits for the thread to finish.
     pub fn finish(mut self) -> io::Result<()> {
         self.send()?;
-        self.blocks = None;
-        match self.thread.take().map(ScopedJoinHandle::join) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(io::Error::other("the writer thread panicked")),
-            None => Err(io::Error::other("an earlier write failed")),
-        }
+        self.join()
     }
 }
 

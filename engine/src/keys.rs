@@ -155,6 +155,24 @@ pub struct WrappedKey {
     pub ciphertext: Vec<u8>,
 }
 
+impl WrappedKey {
+    /// Refuses a wrapped key that another provider than `provider` made.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::WrongProvider`], naming both.
+    pub fn expect_provider(&self, provider: &str) -> Result<(), KeyError> {
+        if self.provider == provider {
+            Ok(())
+        } else {
+            Err(KeyError::WrongProvider(format!(
+                "the data key was wrapped by provider `{}`, not `{provider}`",
+                self.provider
+            )))
+        }
+    }
+}
+
 impl fmt::Debug for WrappedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WrappedKey")
@@ -423,6 +441,57 @@ pub trait KeyProvider: Send + Sync {
         let dek = self.unwrap(wrapped, context)?;
         self.wrap(&wrapped.key_id, &dek, context).map(Some)
     }
+}
+
+/// Writes the lifecycle methods of a [`KeyProvider`] impl (`create_key` through `cancel_deletion`)
+/// as calls on the provider's [`KeyRecords`] field `$records`: for providers that keep their keys'
+/// lifecycle in key records (the local keyring, the PKCS#11 provider), so every one of them has the
+/// same transitions and typed errors.
+#[macro_export]
+macro_rules! lifecycle_from_records {
+    ($records:ident) => {
+        fn create_key(
+            &self,
+            spec: &$crate::keys::KeySpec,
+        ) -> Result<$crate::keys::KeyInfo, $crate::keys::KeyError> {
+            self.$records.create(spec)
+        }
+
+        fn describe(&self, key_id: &str) -> Result<$crate::keys::KeyInfo, $crate::keys::KeyError> {
+            self.$records.describe(key_id)
+        }
+
+        fn list(&self) -> Result<Vec<$crate::keys::KeyInfo>, $crate::keys::KeyError> {
+            self.$records.list()
+        }
+
+        fn rotate(&self, key_id: &str) -> Result<$crate::keys::KeyInfo, $crate::keys::KeyError> {
+            self.$records.rotate(key_id)
+        }
+
+        fn enable(&self, key_id: &str) -> Result<$crate::keys::KeyInfo, $crate::keys::KeyError> {
+            self.$records.set_enabled(key_id, true)
+        }
+
+        fn disable(&self, key_id: &str) -> Result<$crate::keys::KeyInfo, $crate::keys::KeyError> {
+            self.$records.set_enabled(key_id, false)
+        }
+
+        fn schedule_deletion(
+            &self,
+            key_id: &str,
+            days: u32,
+        ) -> Result<$crate::keys::KeyInfo, $crate::keys::KeyError> {
+            self.$records.schedule_deletion(key_id, days)
+        }
+
+        fn cancel_deletion(
+            &self,
+            key_id: &str,
+        ) -> Result<$crate::keys::KeyInfo, $crate::keys::KeyError> {
+            self.$records.cancel_deletion(key_id)
+        }
+    };
 }
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.

@@ -9,12 +9,10 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::object::Attribute;
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use ssekit_engine::keys::{
-    Clock, DataKey, EncryptionContext, KeyError, KeyProvider, KeySpec, KeyState,
-};
+use ssekit_engine::keys::{Clock, KeyError, KeyProvider, KeySpec, KeyState};
 mod common;
 
-use common::{config, token};
+use common::{config, ctx, token, unique};
 use ssekit_hsm::{Binding, Pkcs11Provider};
 
 struct TestClock(AtomicU64);
@@ -23,19 +21,6 @@ impl Clock for TestClock {
     fn now(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
-    EncryptionContext::from_pairs(pairs.iter().copied()).unwrap()
 }
 
 #[test]
@@ -193,62 +178,4 @@ fn a_kek_deleted_on_the_token_is_a_typed_error() {
         p.generate_data_key(&id, &c),
         Err(KeyError::Corrupt(_))
     ));
-}
-
-/// 16 threads × 2,000 mixed wrap/unwrap calls, while another thread keeps closing every pooled
-/// session and logging the application out: no error, and every DEK comes back.
-#[test]
-fn sixteen_threads_under_session_loss_and_logout() {
-    let home = tempfile::tempdir().unwrap();
-    let p = Arc::new(Pkcs11Provider::open(&config(home.path(), Binding::HsmGcm)).unwrap());
-    let id = unique("load");
-    p.create_key(&KeySpec {
-        id: Some(id.clone()),
-        ..Default::default()
-    })
-    .unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let faults = {
-        let (p, stop) = (p.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut n = 0u32;
-            while !stop.load(Ordering::SeqCst) {
-                if n.is_multiple_of(2) {
-                    p.drop_sessions();
-                } else {
-                    p.logout().unwrap();
-                }
-                n += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            n
-        })
-    };
-    let workers: Vec<_> = (0..16)
-        .map(|t| {
-            let (p, id) = (p.clone(), id.clone());
-            std::thread::spawn(move || {
-                let c = ctx(&[("thread", &t.to_string())]);
-                let mut kept = Vec::new();
-                for i in 0..2_000 {
-                    if i % 2 == 0 || kept.is_empty() {
-                        let (dek, w) = p.generate_data_key(&id, &c).unwrap();
-                        kept.push((dek, w));
-                    } else {
-                        let (dek, w): &(DataKey, _) = &kept[i % kept.len()];
-                        assert_eq!(p.unwrap(w, &c).unwrap().expose(), dek.expose());
-                    }
-                }
-                for (dek, w) in &kept {
-                    assert_eq!(p.unwrap(w, &c).unwrap().expose(), dek.expose());
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().expect("worker");
-    }
-    stop.store(true, Ordering::SeqCst);
-    let faults = faults.join().unwrap();
-    assert!(faults > 2, "the fault thread ran {faults} times");
 }

@@ -792,12 +792,7 @@ impl KeyProvider for LocalKeyring {
         wrapped: &WrappedKey,
         context: &EncryptionContext,
     ) -> Result<DataKey, KeyError> {
-        if wrapped.provider != PROVIDER {
-            return Err(KeyError::WrongProvider(format!(
-                "the data key was wrapped by provider `{}`, not the local keyring",
-                wrapped.provider
-            )));
-        }
+        wrapped.expect_provider(PROVIDER)?;
         if wrapped.algorithm != WRAP_ALGORITHM {
             return Err(KeyError::WrongProvider(format!(
                 "unknown wrap algorithm `{}`",
@@ -823,35 +818,5 @@ impl KeyProvider for LocalKeyring {
         Ok(DataKey::from_bytes(&body))
     }
 
-    fn create_key(&self, spec: &KeySpec) -> Result<KeyInfo, KeyError> {
-        self.records.create(spec)
-    }
-
-    fn describe(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
-        self.records.describe(key_id)
-    }
-
-    fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
-        self.records.list()
-    }
-
-    fn rotate(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
-        self.records.rotate(key_id)
-    }
-
-    fn enable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
-        self.records.set_enabled(key_id, true)
-    }
-
-    fn disable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
-        self.records.set_enabled(key_id, false)
-    }
-
-    fn schedule_deletion(&self, key_id: &str, days: u32) -> Result<KeyInfo, KeyError> {
-        self.records.schedule_deletion(key_id, days)
-    }
-
-    fn cancel_deletion(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
-        self.records.cancel_deletion(key_id)
-    }
+    crate::lifecycle_from_records!(records);
 }

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use ssekit_engine::keys::EncryptionContext;
 use ssekit_hsm::{Binding, Pkcs11Config};
 
 pub struct Token {
@@ -42,4 +44,18 @@ pub fn config(home: &std::path::Path, binding: Binding) -> Pkcs11Config {
         pool_size: 8,
         binding: Some(binding),
     }
+}
+
+/// A key id no other test (or earlier run on the same token) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+pub fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
+    EncryptionContext::from_pairs(pairs.iter().copied()).unwrap()
 }
