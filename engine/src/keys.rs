@@ -11,8 +11,10 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
+mod cache;
 mod local;
 
+pub use cache::{CachePolicy, CacheStats, CachingProvider};
 pub use local::{Clock, KeyRecords, LocalKeyring, SystemClock, VersionStore, WRAP_ALGORITHM};
 
 /// A 256-bit data key (DEK). Zeroized on drop; `Debug` shows nothing of it.
@@ -231,6 +233,25 @@ pub struct KeyInfo {
     pub rotation_period_days: Option<u32>,
 }
 
+impl KeyInfo {
+    /// Refuses a key that is not enabled, with the state's typed error.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Disabled`], [`KeyError::PendingDeletion`] or [`KeyError::Destroyed`].
+    pub fn require_enabled(&self) -> Result<(), KeyError> {
+        match self.state {
+            KeyState::Enabled => Ok(()),
+            KeyState::Disabled => Err(KeyError::Disabled(self.id.clone())),
+            KeyState::PendingDeletion { delete_at } => Err(KeyError::PendingDeletion {
+                id: self.id.clone(),
+                delete_at,
+            }),
+            KeyState::Destroyed => Err(KeyError::Destroyed(self.id.clone())),
+        }
+    }
+}
+
 /// What a new KEK should look like.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeySpec {
@@ -287,6 +308,14 @@ pub enum KeyError {
         /// The device's code, e.g. `CKR_DEVICE_ERROR`.
         code: String,
     },
+    /// A key service (KMS) could not be reached or kept refusing (throttling, timeouts, internal
+    /// errors) after the provider's bounded retries: nothing was changed; retry later.
+    Unavailable {
+        /// The call, e.g. `kms:Decrypt`.
+        call: String,
+        /// What the last attempt saw, e.g. `ThrottlingException` or `connection refused`.
+        detail: String,
+    },
     /// A keyring file is damaged or was sealed under another root secret.
     Corrupt(String),
     /// The storage under the provider failed.
@@ -316,6 +345,10 @@ impl fmt::Display for KeyError {
             KeyError::Malformed(what) => write!(f, "{what}"),
             KeyError::InsecurePermissions(what) => write!(f, "{what}"),
             KeyError::Device { call, code } => write!(f, "{call} failed: {code}"),
+            KeyError::Unavailable { call, detail } => write!(
+                f,
+                "{call}: the key service is unavailable ({detail}) after retries; nothing was changed, try again later"
+            ),
             KeyError::Corrupt(what) => write!(f, "{what}"),
             KeyError::Io(what) => write!(f, "{what}"),
         }
@@ -342,6 +375,23 @@ pub trait KeyProvider: Send + Sync {
         let dek = DataKey::generate();
         let wrapped = self.wrap(key_id, &dek, context)?;
         Ok((dek, wrapped))
+    }
+
+    /// As [`KeyProvider::generate_data_key`], for a caller that knows how many plaintext bytes the
+    /// key will encrypt: a [`CachingProvider`] may then hand out a cached key (see its policy's
+    /// `max_bytes`). Providers without a cache make a fresh key.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyProvider::generate_data_key`].
+    fn generate_data_key_sized(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+        plaintext_bytes: u64,
+    ) -> Result<(DataKey, WrappedKey), KeyError> {
+        let _ = plaintext_bytes;
+        self.generate_data_key(key_id, context)
     }
 
     /// Wraps `dek` under the newest version of `key_id`, bound to `context`.
@@ -442,6 +492,60 @@ pub trait KeyProvider: Send + Sync {
         self.wrap(&wrapped.key_id, &dek, context).map(Some)
     }
 }
+
+/// `Box<dyn KeyProvider>` and `Arc<dyn KeyProvider>` are providers too (so a provider picked at run
+/// time can go under a [`CachingProvider`]).
+macro_rules! forward_provider {
+    ($($ptr:ident)::+) => {
+        impl<T: KeyProvider + ?Sized> KeyProvider for $($ptr)::+<T> {
+            fn name(&self) -> &'static str {
+                (**self).name()
+            }
+            fn generate_data_key(&self, key_id: &str, context: &EncryptionContext) -> Result<(DataKey, WrappedKey), KeyError> {
+                (**self).generate_data_key(key_id, context)
+            }
+            fn generate_data_key_sized(&self, key_id: &str, context: &EncryptionContext, plaintext_bytes: u64) -> Result<(DataKey, WrappedKey), KeyError> {
+                (**self).generate_data_key_sized(key_id, context, plaintext_bytes)
+            }
+            fn wrap(&self, key_id: &str, dek: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, KeyError> {
+                (**self).wrap(key_id, dek, context)
+            }
+            fn unwrap(&self, wrapped: &WrappedKey, context: &EncryptionContext) -> Result<DataKey, KeyError> {
+                (**self).unwrap(wrapped, context)
+            }
+            fn create_key(&self, spec: &KeySpec) -> Result<KeyInfo, KeyError> {
+                (**self).create_key(spec)
+            }
+            fn describe(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+                (**self).describe(key_id)
+            }
+            fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+                (**self).list()
+            }
+            fn rotate(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+                (**self).rotate(key_id)
+            }
+            fn enable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+                (**self).enable(key_id)
+            }
+            fn disable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+                (**self).disable(key_id)
+            }
+            fn schedule_deletion(&self, key_id: &str, days: u32) -> Result<KeyInfo, KeyError> {
+                (**self).schedule_deletion(key_id, days)
+            }
+            fn cancel_deletion(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+                (**self).cancel_deletion(key_id)
+            }
+            fn rewrap(&self, wrapped: &WrappedKey, context: &EncryptionContext) -> Result<Option<WrappedKey>, KeyError> {
+                (**self).rewrap(wrapped, context)
+            }
+        }
+    };
+}
+
+forward_provider!(Box);
+forward_provider!(std::sync::Arc);
 
 /// Writes the lifecycle methods of a [`KeyProvider`] impl (`create_key` through `cancel_deletion`)
 /// as calls on the provider's [`KeyRecords`] field `$records`: for providers that keep their keys'

@@ -1,4 +1,4 @@
-//! The token the PKCS#11 tests run on.
+//! The token the PKCS#11 tests run on (and, in `kms`, the KMS the KMS tests run on).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ssekit_engine::keys::EncryptionContext;
 use ssekit_hsm::{Binding, Pkcs11Config};
+
+pub mod kms;
 
 pub struct Token {
     pub module: PathBuf,

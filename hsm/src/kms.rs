@@ -1,0 +1,759 @@
+//! [`KmsProvider`]: KEKs are AWS KMS keys (or any server speaking the KMS API), data keys come from
+//! `GenerateDataKey` and are opened with `Decrypt`, both bound to the object's encryption context.
+//!
+//! - **Key ids.** A KMS key id, key ARN or `alias/...` is used as given. Any other id names the
+//!   alias `alias/<id>`: `create_key` with an id makes the key and that alias, so `ssekit key create
+//!   --id k1` and `--key-id k1` work as with the other providers.
+//! - **Versions.** KMS rotates key material behind one key id and picks the right material from the
+//!   ciphertext itself. The provider counts versions as 1 + the key's completed rotations
+//!   (`ListKeyRotations`), records that number in each wrap (refreshed at most once a minute, and at
+//!   once after a rotation made here) and uses it for `rewrap`, which re-encrypts under the newest
+//!   material.
+//! - **States.** KMS is the judge for data calls: its `DisabledException`,
+//!   `KMSInvalidStateException` and `NotFoundException` become [`KeyError::Disabled`],
+//!   [`KeyError::PendingDeletion`] (with the deletion date, from `DescribeKey`) and
+//!   [`KeyError::NotFound`]. Lifecycle calls check the state themselves first, and the 7..=30-day
+//!   deletion window is checked here before any call, so a server that is lax about either (moto)
+//!   still gets the same answers as the other providers.
+//! - **Retries.** The provider's own (the SDK's are turned off, so attempts are counted in one
+//!   place and no retry quota shared across the process cuts them short): throttling, KMS's
+//!   internal and dependency errors, any 5xx, timeouts and connection failures are tried again after
+//!   an exponential backoff with jitter, at most [`KmsConfig::max_attempts`] attempts in all, each
+//!   under [`KmsConfig::attempt_timeout`]. What is still failing then is [`KeyError::Unavailable`];
+//!   every other error is returned at once.
+//! - **Runtime.** The provider owns a small tokio runtime; its calls block the calling thread. Called
+//!   from inside another tokio runtime, a call runs on a scoped thread instead of panicking.
+//! - **Key material.** Plaintext data keys are moved out of the SDK's response into `Zeroizing`
+//!   memory at once. The SDK's own buffers (the HTTP body, its base64 decoding, and the plaintext
+//!   handed to `Encrypt`, which only `rewrap` uses) are not zeroized; that is a limit of every KMS
+//!   client built on the SDK.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_kms::Client;
+use aws_sdk_kms::config::http::HttpResponse;
+use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{DataKeySpec, KeyMetadata, KeySpec as KmsKeySpec, KeyUsageType};
+use ssekit_engine::keys::{
+    DataKey, EncryptionContext, KeyError, KeyInfo, KeyProvider, KeySpec, KeyState, WrappedKey,
+};
+use zeroize::Zeroizing;
+
+/// The provider name recorded in wrapped keys.
+pub const KMS_PROVIDER: &str = "kms";
+/// The wrap algorithm recorded in wrapped keys: KMS symmetric encryption.
+pub const ALG_KMS: &str = "AWS-KMS-SYMMETRIC_DEFAULT";
+
+/// How often a key's version count is read again for new wraps.
+const VERSION_TTL: Duration = Duration::from_secs(60);
+
+/// Where the KMS is and how hard to try.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KmsConfig {
+    /// Endpoint URL (e.g. `http://127.0.0.1:4566`); `None` uses AWS's endpoint for the region.
+    pub endpoint: Option<String>,
+    /// Region; `None` takes it from `AWS_REGION` or the AWS profile.
+    pub region: Option<String>,
+    /// Attempts per call, the first included (throttling, timeouts, connection failures, 5xx).
+    pub max_attempts: u32,
+    /// First backoff; it doubles (with jitter) up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// Longest backoff between attempts.
+    pub max_backoff: Duration,
+    /// Time allowed for one attempt.
+    pub attempt_timeout: Duration,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for KmsConfig {
+    /// No endpoint override, region from the environment, 5 attempts, 100 ms to 2 s backoff, 10 s
+    /// per attempt, 3 s to connect.
+    fn default() -> Self {
+        KmsConfig {
+            endpoint: None,
+            region: None,
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl KmsConfig {
+    /// The defaults, with the endpoint from `SSEKIT_KMS_ENDPOINT` when set. Region and credentials
+    /// come from the standard AWS variables (`AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) or profile when the provider is made.
+    pub fn from_env() -> Self {
+        KmsConfig {
+            endpoint: std::env::var("SSEKIT_KMS_ENDPOINT")
+                .ok()
+                .filter(|e| !e.is_empty()),
+            ..KmsConfig::default()
+        }
+    }
+}
+
+/// The provider's own bounded retries (the SDK's are off, so every attempt is counted here).
+#[derive(Clone, Copy)]
+struct Retry {
+    max_attempts: u32,
+    initial: Duration,
+    max: Duration,
+}
+
+impl Retry {
+    /// Backoff after attempt `n` (1-based): half of `initial * 2^(n-1)` (capped at `max`) plus a
+    /// random part up to the other half, so threads throttled together do not retry together.
+    fn backoff(&self, n: u32) -> Duration {
+        let full = self
+            .initial
+            .saturating_mul(1 << (n - 1).min(16))
+            .min(self.max);
+        let mut r = [0u8; 4];
+        // Without randomness the backoff is just not jittered.
+        let _ = getrandom::fill(&mut r);
+        let frac = f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX);
+        full / 2 + full.mul_f64(frac / 2.0)
+    }
+}
+
+/// A key's version count as last read, by the caller's id.
+struct Known {
+    version: u32,
+    at: Instant,
+}
+
+/// A [`KeyProvider`] on AWS KMS; see the module docs.
+pub struct KmsProvider {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    retry: Retry,
+    known: Mutex<HashMap<String, Known>>,
+}
+
+impl KmsProvider {
+    /// Connects (lazily: no call is made until the first use).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Io`] if the runtime cannot start; [`KeyError::Malformed`] when no region is set.
+    pub fn new(config: &KmsConfig) -> Result<Self, KeyError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ssekit-kms")
+            .enable_all()
+            .build()
+            .map_err(|e| KeyError::Io(format!("cannot start the KMS client's runtime: {e}")))?;
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(config.connect_timeout)
+            .operation_attempt_timeout(config.attempt_timeout)
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts);
+        if let Some(r) = &config.region {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        if let Some(e) = &config.endpoint {
+            loader = loader.endpoint_url(e);
+        }
+        let sdk = rt.block_on(loader.load());
+        if sdk.region().is_none() {
+            return Err(KeyError::Malformed(
+                "no AWS region for KMS: set AWS_REGION (or the provider's region)".into(),
+            ));
+        }
+        Ok(KmsProvider {
+            client: Client::new(&sdk),
+            rt,
+            retry: Retry {
+                max_attempts: config.max_attempts.max(1),
+                initial: config.initial_backoff,
+                max: config.max_backoff,
+            },
+            known: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs `f` to completion on the provider's runtime.
+    fn block<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Blocking inside a runtime would panic: do it on a thread of our own.
+            std::thread::scope(|s| {
+                s.spawn(|| self.rt.block_on(f))
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+        } else {
+            self.rt.block_on(f)
+        }
+    }
+
+    /// One KMS call with the provider's bounded retries: an attempt that fails as
+    /// [`KeyError::Unavailable`] (throttling, 5xx, timeouts, no connection) is tried again after an
+    /// exponential backoff with jitter, up to `max_attempts` in all.
+    fn call<T, E, Fut>(
+        &self,
+        call: &str,
+        id: &str,
+        data: bool,
+        op: impl Fn() -> Fut,
+    ) -> Result<T, KeyError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>> + Send,
+        T: Send,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut attempt = 1;
+        loop {
+            match self.block(op()).map_err(|e| self.fail(call, id, data, e)) {
+                Err(KeyError::Unavailable { .. }) if attempt < self.retry.max_attempts => {
+                    std::thread::sleep(self.retry.backoff(attempt));
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn describe_meta(&self, id: &str) -> Result<KeyMetadata, KeyError> {
+        let out = self.call("kms:DescribeKey", id, false, || {
+            self.client.describe_key().key_id(kms_id(id)).send()
+        })?;
+        out.key_metadata
+            .ok_or_else(|| bad_answer("kms:DescribeKey", "no KeyMetadata"))
+    }
+
+    /// Version count (1 + completed rotations) of the key with KMS id `key_id`, and the newest
+    /// rotation's date.
+    fn versions(&self, id: &str, key_id: &str) -> Result<(u32, Option<u64>), KeyError> {
+        let mut count = 1u32;
+        let mut last = None;
+        let mut marker = None;
+        loop {
+            let out = self.call("kms:ListKeyRotations", id, false, || {
+                self.client
+                    .list_key_rotations()
+                    .key_id(key_id)
+                    .set_marker(marker.clone())
+                    .send()
+            })?;
+            for r in out.rotations() {
+                count = count.saturating_add(1);
+                let at = r.rotation_date().map(|d| d.secs().max(0) as u64);
+                last = last.max(at);
+            }
+            match out.next_marker {
+                Some(m) if out.truncated => marker = Some(m),
+                _ => break,
+            }
+        }
+        Ok((count, last))
+    }
+
+    /// The version new wraps of `id` record (cached for [`VERSION_TTL`]).
+    fn current_version(&self, id: &str) -> Result<u32, KeyError> {
+        if let Some(k) = self.lock_known().get(id)
+            && k.at.elapsed() < VERSION_TTL
+        {
+            return Ok(k.version);
+        }
+        let meta = self.describe_meta(id)?;
+        let (version, _) = self.versions(id, meta.key_id())?;
+        self.remember(id, version);
+        Ok(version)
+    }
+
+    fn remember(&self, id: &str, version: u32) {
+        self.lock_known().insert(
+            id.to_owned(),
+            Known {
+                version,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    fn lock_known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn info(&self, id: &str, meta: &KeyMetadata) -> Result<KeyInfo, KeyError> {
+        let key_id = meta.key_id();
+        let rotation = self.call("kms:GetKeyRotationStatus", id, false, || {
+            self.client.get_key_rotation_status().key_id(key_id).send()
+        })?;
+        let (version, last) = self.versions(id, key_id)?;
+        self.remember(id, version);
+        let created = meta.creation_date().map_or(0, |d| d.secs().max(0) as u64);
+        Ok(KeyInfo {
+            id: id.to_owned(),
+            description: meta.description().unwrap_or_default().to_owned(),
+            state: state_of(meta),
+            current_version: version,
+            created,
+            rotated: last.unwrap_or(created),
+            // A server that says rotation is on without a period (moto) rotates at KMS's default.
+            rotation_period_days: if rotation.key_rotation_enabled {
+                Some(
+                    rotation
+                        .rotation_period_in_days
+                        .and_then(|d| u32::try_from(d).ok())
+                        .unwrap_or(365),
+                )
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Maps an SDK error: KMS's codes to typed errors, what the retries could not get past to
+    /// [`KeyError::Unavailable`]. `data` says whether the call used the key for data (then a state
+    /// error names the state's own error) or was a lifecycle call.
+    fn fail<E>(&self, call: &str, id: &str, data: bool, e: SdkError<E, HttpResponse>) -> KeyError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let unavailable = |detail: String| KeyError::Unavailable {
+            call: call.to_owned(),
+            detail,
+        };
+        let status = match &e {
+            SdkError::ServiceError(se) => se.raw().status().as_u16(),
+            SdkError::TimeoutError(_) => return unavailable("timed out".into()),
+            SdkError::DispatchFailure(d) => {
+                let what = if d.is_timeout() {
+                    "timed out".to_owned()
+                } else {
+                    let mut s = DisplayErrorContext(&e).to_string();
+                    s.truncate(300);
+                    format!("could not reach the endpoint: {s}")
+                };
+                return unavailable(what);
+            }
+            SdkError::ResponseError(_) => {
+                return unavailable("the answer could not be read".into());
+            }
+            _ => {
+                let mut s = DisplayErrorContext(&e).to_string();
+                s.truncate(300);
+                return KeyError::Malformed(format!("{call}: {s}"));
+            }
+        };
+        let code = e.code().unwrap_or("UnknownError").to_owned();
+        let message = e.message().unwrap_or_default().to_owned();
+        match code.as_str() {
+            "NotFoundException" => KeyError::NotFound(id.to_owned()),
+            "AlreadyExistsException" => KeyError::AlreadyExists(id.to_owned()),
+            "DisabledException" => KeyError::Disabled(id.to_owned()),
+            "KMSInvalidStateException" => self.state_error(id, data),
+            "InvalidCiphertextException" | "IncorrectKeyException" => KeyError::UnwrapFailed,
+            "ValidationException"
+            | "InvalidArnException"
+            | "InvalidAliasNameException"
+            | "InvalidMarkerException" => KeyError::Malformed(format!("{call}: {message}")),
+            "ThrottlingException"
+            | "LimitExceededException"
+            | "KMSInternalException"
+            | "DependencyTimeoutException"
+            | "KeyUnavailableException" => unavailable(code),
+            _ if status >= 500 => unavailable(format!("{code} (HTTP {status})")),
+            _ => KeyError::Device {
+                call: call.to_owned(),
+                code,
+            },
+        }
+    }
+
+    /// The typed error for a key KMS says is in the wrong state: the state is read back.
+    fn state_error(&self, id: &str, data: bool) -> KeyError {
+        let info = match self.describe_meta(id) {
+            Ok(meta) => KeyInfo {
+                id: id.to_owned(),
+                description: String::new(),
+                state: state_of(&meta),
+                current_version: 0,
+                created: 0,
+                rotated: 0,
+                rotation_period_days: None,
+            },
+            Err(e) => return e,
+        };
+        match (data, info.require_enabled()) {
+            (true, Err(e)) => e,
+            (_, _) => KeyError::InvalidState {
+                id: id.to_owned(),
+                state: info.state.to_string(),
+            },
+        }
+    }
+
+    /// Describes `id` and refuses it unless `ok` accepts its state.
+    fn lifecycle_meta(
+        &self,
+        id: &str,
+        ok: impl Fn(KeyState) -> Result<(), String>,
+    ) -> Result<KeyMetadata, KeyError> {
+        let meta = self.describe_meta(id)?;
+        ok(state_of(&meta)).map_err(|state| KeyError::InvalidState {
+            id: id.to_owned(),
+            state,
+        })?;
+        Ok(meta)
+    }
+
+    fn wrapped(
+        &self,
+        id: &str,
+        ciphertext: Option<Blob>,
+        call: &str,
+    ) -> Result<WrappedKey, KeyError> {
+        let ciphertext = ciphertext
+            .ok_or_else(|| bad_answer(call, "no CiphertextBlob"))?
+            .into_inner();
+        Ok(WrappedKey {
+            provider: KMS_PROVIDER.into(),
+            key_id: id.to_owned(),
+            key_version: self.current_version(id)?,
+            algorithm: ALG_KMS.into(),
+            ciphertext,
+        })
+    }
+}
+
+/// The KeyId to send for a caller's id (see the module docs).
+fn kms_id(id: &str) -> String {
+    let uuid_like = id.len() == 36 && id.bytes().filter(|&b| b == b'-').count() == 4;
+    if id.starts_with("arn:") || id.starts_with("alias/") || id.starts_with("mrk-") || uuid_like {
+        id.to_owned()
+    } else {
+        format!("alias/{id}")
+    }
+}
+
+fn context_map(context: &EncryptionContext) -> HashMap<String, String> {
+    context
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn state_of(meta: &KeyMetadata) -> KeyState {
+    use aws_sdk_kms::types::KeyState as K;
+    match meta.key_state() {
+        Some(K::Enabled | K::Creating | K::Updating) => KeyState::Enabled,
+        Some(K::PendingDeletion | K::PendingReplicaDeletion) => KeyState::PendingDeletion {
+            delete_at: meta.deletion_date().map_or(0, |d| d.secs().max(0) as u64),
+        },
+        // Disabled, PendingImport, Unavailable and anything newer: not usable now.
+        _ => KeyState::Disabled,
+    }
+}
+
+fn bad_answer(call: &str, what: &str) -> KeyError {
+    KeyError::Device {
+        call: call.to_owned(),
+        code: format!("malformed answer ({what})"),
+    }
+}
+
+fn plaintext_key(plaintext: Option<Blob>, call: &str) -> Result<DataKey, KeyError> {
+    let bytes = Zeroizing::new(
+        plaintext
+            .ok_or_else(|| bad_answer(call, "no Plaintext"))?
+            .into_inner(),
+    );
+    DataKey::try_from_slice(&bytes).map_err(|_| bad_answer(call, "a data key of the wrong length"))
+}
+
+/// KMS alias names: 1 to 250 of A-Z a-z 0-9 / _ - (the `alias/` prefix is added here).
+fn check_alias(id: &str) -> Result<(), KeyError> {
+    let ok = !id.is_empty()
+        && id.len() <= 250
+        && !id.starts_with("aws/")
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::Malformed(format!(
+            "invalid KMS key name `{}`: use 1 to 250 of A-Z a-z 0-9 / _ - (not starting with aws/)",
+            id.escape_debug()
+        )))
+    }
+}
+
+impl KeyProvider for KmsProvider {
+    fn name(&self) -> &'static str {
+        KMS_PROVIDER
+    }
+
+    fn generate_data_key(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+    ) -> Result<(DataKey, WrappedKey), KeyError> {
+        let call = "kms:GenerateDataKey";
+        let out = self.call(call, key_id, true, || {
+            self.client
+                .generate_data_key()
+                .key_id(kms_id(key_id))
+                .key_spec(DataKeySpec::Aes256)
+                .set_encryption_context(Some(context_map(context)))
+                .send()
+        })?;
+        let dek = plaintext_key(out.plaintext, call)?;
+        Ok((dek, self.wrapped(key_id, out.ciphertext_blob, call)?))
+    }
+
+    fn wrap(
+        &self,
+        key_id: &str,
+        dek: &DataKey,
+        context: &EncryptionContext,
+    ) -> Result<WrappedKey, KeyError> {
+        let call = "kms:Encrypt";
+        let out = self.call(call, key_id, true, || {
+            self.client
+                .encrypt()
+                .key_id(kms_id(key_id))
+                .plaintext(Blob::new(dek.expose().to_vec()))
+                .set_encryption_context(Some(context_map(context)))
+                .send()
+        })?;
+        self.wrapped(key_id, out.ciphertext_blob, call)
+    }
+
+    fn unwrap(
+        &self,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+    ) -> Result<DataKey, KeyError> {
+        wrapped.expect_provider(KMS_PROVIDER)?;
+        if wrapped.algorithm != ALG_KMS {
+            return Err(KeyError::WrongProvider(format!(
+                "unknown KMS wrap algorithm `{}`",
+                wrapped.algorithm.escape_debug()
+            )));
+        }
+        let call = "kms:Decrypt";
+        let out = self.call(call, &wrapped.key_id, true, || {
+            self.client
+                .decrypt()
+                .key_id(kms_id(&wrapped.key_id))
+                .ciphertext_blob(Blob::new(wrapped.ciphertext.clone()))
+                .set_encryption_context(Some(context_map(context)))
+                .send()
+        })?;
+        plaintext_key(out.plaintext, call)
+    }
+
+    fn create_key(&self, spec: &KeySpec) -> Result<KeyInfo, KeyError> {
+        if let Some(id) = &spec.id {
+            check_alias(id)?;
+        }
+        if let Some(days) = spec.rotation_period_days
+            && !(90..=2560).contains(&days)
+        {
+            return Err(KeyError::Malformed(format!(
+                "KMS rotates every 90 to 2560 days, not {days}"
+            )));
+        }
+        if let Some(id) = &spec.id {
+            match self.describe_meta(id) {
+                Ok(_) => return Err(KeyError::AlreadyExists(id.clone())),
+                Err(KeyError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let name = spec.id.as_deref().unwrap_or("(new key)");
+        let out = self.call("kms:CreateKey", name, false, || {
+            self.client
+                .create_key()
+                .description(&spec.description)
+                .key_usage(KeyUsageType::EncryptDecrypt)
+                .key_spec(KmsKeySpec::SymmetricDefault)
+                .send()
+        })?;
+        let meta = out
+            .key_metadata
+            .ok_or_else(|| bad_answer("kms:CreateKey", "no KeyMetadata"))?;
+        let key_id = meta.key_id().to_owned();
+        if let Some(id) = &spec.id {
+            let made = self.call("kms:CreateAlias", id, false, || {
+                self.client
+                    .create_alias()
+                    .alias_name(kms_id(id))
+                    .target_key_id(&key_id)
+                    .send()
+            });
+            if let Err(e) = made {
+                // Someone took the name meanwhile: the new key would be an orphan; let it go.
+                let _ = self.call("kms:ScheduleKeyDeletion", id, false, || {
+                    self.client
+                        .schedule_key_deletion()
+                        .key_id(&key_id)
+                        .pending_window_in_days(7)
+                        .send()
+                });
+                return Err(e);
+            }
+        }
+        if let Some(days) = spec.rotation_period_days {
+            self.call("kms:EnableKeyRotation", name, false, || {
+                self.client
+                    .enable_key_rotation()
+                    .key_id(&key_id)
+                    .rotation_period_in_days(days as i32)
+                    .send()
+            })?;
+        }
+        let id = spec.id.clone().unwrap_or(key_id);
+        self.describe(&id)
+    }
+
+    fn describe(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        let meta = self.describe_meta(key_id)?;
+        self.info(key_id, &meta)
+    }
+
+    fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut marker = None;
+        loop {
+            let out = self.call("kms:ListAliases", "*", false, || {
+                self.client.list_aliases().set_marker(marker.clone()).send()
+            })?;
+            for a in out.aliases() {
+                if let (Some(name), Some(target)) = (a.alias_name(), a.target_key_id())
+                    && let Some(short) = name.strip_prefix("alias/")
+                    && !short.starts_with("aws/")
+                {
+                    names
+                        .entry(target.to_owned())
+                        .or_insert_with(|| short.to_owned());
+                }
+            }
+            match out.next_marker {
+                Some(m) if out.truncated => marker = Some(m),
+                _ => break,
+            }
+        }
+        let mut keys = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = self.call("kms:ListKeys", "*", false, || {
+                self.client.list_keys().set_marker(marker.clone()).send()
+            })?;
+            for k in out.keys() {
+                if let Some(key_id) = k.key_id() {
+                    keys.push(
+                        names
+                            .get(key_id)
+                            .cloned()
+                            .unwrap_or_else(|| key_id.to_owned()),
+                    );
+                }
+            }
+            match out.next_marker {
+                Some(m) if out.truncated => marker = Some(m),
+                _ => break,
+            }
+        }
+        let mut infos = keys
+            .iter()
+            .map(|id| self.describe(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        infos.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(infos)
+    }
+
+    fn rotate(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        let meta = self.describe_meta(key_id)?;
+        let mut info = self.info(key_id, &meta)?;
+        info.require_enabled()?;
+        self.call("kms:RotateKeyOnDemand", key_id, true, || {
+            self.client
+                .rotate_key_on_demand()
+                .key_id(meta.key_id())
+                .send()
+        })?;
+        // Real KMS may list the rotation a little later; the version counts it from now on.
+        let (after, _) = self.versions(key_id, meta.key_id())?;
+        info.current_version = after.max(info.current_version + 1);
+        self.remember(key_id, info.current_version);
+        Ok(info)
+    }
+
+    fn enable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        let meta = self.lifecycle_meta(key_id, not_pending)?;
+        self.call("kms:EnableKey", key_id, false, || {
+            self.client.enable_key().key_id(meta.key_id()).send()
+        })?;
+        self.describe(key_id)
+    }
+
+    fn disable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        let meta = self.lifecycle_meta(key_id, not_pending)?;
+        self.call("kms:DisableKey", key_id, false, || {
+            self.client.disable_key().key_id(meta.key_id()).send()
+        })?;
+        self.describe(key_id)
+    }
+
+    fn schedule_deletion(&self, key_id: &str, days: u32) -> Result<KeyInfo, KeyError> {
+        if !(7..=30).contains(&days) {
+            return Err(KeyError::InvalidDeletionWindow(days));
+        }
+        let meta = self.lifecycle_meta(key_id, |s| match s {
+            KeyState::PendingDeletion { .. } => Err("already pending deletion".into()),
+            _ => Ok(()),
+        })?;
+        self.call("kms:ScheduleKeyDeletion", key_id, false, || {
+            self.client
+                .schedule_key_deletion()
+                .key_id(meta.key_id())
+                .pending_window_in_days(days as i32)
+                .send()
+        })?;
+        self.describe(key_id)
+    }
+
+    fn cancel_deletion(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        let meta = self.lifecycle_meta(key_id, |s| match s {
+            KeyState::PendingDeletion { .. } => Ok(()),
+            _ => Err("not pending deletion".into()),
+        })?;
+        self.call("kms:CancelKeyDeletion", key_id, false, || {
+            self.client
+                .cancel_key_deletion()
+                .key_id(meta.key_id())
+                .send()
+        })?;
+        self.describe(key_id)
+    }
+}
+
+fn not_pending(s: KeyState) -> Result<(), String> {
+    match s {
+        KeyState::PendingDeletion { .. } => {
+            Err("pending deletion (cancel the deletion first)".into())
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,240 @@
+//! `KmsProvider` under faults: real KMS error responses injected by the tests' own proxy in front of
+//! the KMS server (throttling, disabled and pending-deletion keys, unknown keys), the proxy going
+//! down and coming back, a moto server of the test's own killed and restarted, and 16 threads of
+//! mixed calls through throttling.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ssekit_engine::keys::{KeyError, KeyProvider, KeySpec, KeyState};
+use ssekit_hsm::KmsProvider;
+mod common;
+
+use common::kms::{Moto, Proxy, config, endpoint};
+use common::{ctx, unique};
+
+fn create(p: &KmsProvider, prefix: &str) -> String {
+    let id = unique(prefix);
+    p.create_key(&KeySpec {
+        id: Some(id.clone()),
+        ..KeySpec::default()
+    })
+    .unwrap();
+    id
+}
+
+#[test]
+fn kms_state_errors_are_typed() {
+    let proxy = Proxy::start(&endpoint());
+    let p = KmsProvider::new(&config(&proxy.endpoint())).unwrap();
+    let id = create(&p, "state");
+    let c = ctx(&[("bucket", "b")]);
+    let (_, w) = p.generate_data_key(&id, &c).unwrap();
+
+    // What real KMS answers for a disabled key (moto answers the call).
+    p.disable(&id).unwrap();
+    proxy.inject("GenerateDataKey", "DisabledException", 1);
+    proxy.inject("Decrypt", "DisabledException", 1);
+    assert_eq!(
+        p.generate_data_key(&id, &c).unwrap_err(),
+        KeyError::Disabled(id.clone())
+    );
+    assert_eq!(
+        p.unwrap(&w, &c).unwrap_err(),
+        KeyError::Disabled(id.clone())
+    );
+    p.enable(&id).unwrap();
+
+    // Pending deletion: KMSInvalidStateException, read back as the state with its date.
+    let KeyState::PendingDeletion { delete_at } = p.schedule_deletion(&id, 7).unwrap().state else {
+        panic!("not pending")
+    };
+    proxy.inject("Decrypt", "KMSInvalidStateException", 1);
+    proxy.inject("Encrypt", "KMSInvalidStateException", 1);
+    let pending = KeyError::PendingDeletion {
+        id: id.clone(),
+        delete_at,
+    };
+    assert_eq!(p.unwrap(&w, &c).unwrap_err(), pending);
+    assert_eq!(
+        p.wrap(&id, &ssekit_engine::keys::DataKey::generate(), &c)
+            .unwrap_err(),
+        pending
+    );
+    p.cancel_deletion(&id).unwrap();
+    p.enable(&id).unwrap();
+
+    // A key that is gone.
+    proxy.inject("Decrypt", "NotFoundException", 1);
+    assert_eq!(
+        p.unwrap(&w, &c).unwrap_err(),
+        KeyError::NotFound(id.clone())
+    );
+    // A ciphertext KMS does not accept.
+    proxy.inject("Decrypt", "InvalidCiphertextException", 1);
+    assert_eq!(p.unwrap(&w, &c).unwrap_err(), KeyError::UnwrapFailed);
+    // Any other code names the call and the code.
+    proxy.inject("Decrypt", "KMSInvalidMacException", 1);
+    assert_eq!(
+        p.unwrap(&w, &c).unwrap_err(),
+        KeyError::Device {
+            call: "kms:Decrypt".into(),
+            code: "KMSInvalidMacException".into()
+        }
+    );
+    // Nothing above was retried, and the key still works.
+    assert_eq!(proxy.seen("Decrypt"), 5);
+    p.unwrap(&w, &c).unwrap();
+}
+
+#[test]
+fn throttling_is_retried_with_a_bound() {
+    let proxy = Proxy::start(&endpoint());
+    let p = KmsProvider::new(&config(&proxy.endpoint())).unwrap();
+    let id = create(&p, "throttle");
+    let c = ctx(&[("bucket", "b")]);
+    let (dek, w) = p.generate_data_key(&id, &c).unwrap();
+
+    // Fewer throttles than attempts: the call succeeds.
+    let before = proxy.seen("Decrypt");
+    proxy.inject("Decrypt", "ThrottlingException", 3);
+    assert_eq!(p.unwrap(&w, &c).unwrap().expose(), dek.expose());
+    assert_eq!(proxy.seen("Decrypt") - before, 4);
+
+    // Throttled throughout: exactly max_attempts tries, then a typed error.
+    let before = proxy.seen("GenerateDataKey");
+    proxy.inject("GenerateDataKey", "ThrottlingException", u64::MAX);
+    let t0 = Instant::now();
+    assert_eq!(
+        p.generate_data_key(&id, &c).unwrap_err(),
+        KeyError::Unavailable {
+            call: "kms:GenerateDataKey".into(),
+            detail: "ThrottlingException".into()
+        }
+    );
+    assert_eq!(proxy.seen("GenerateDataKey") - before, 4);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    proxy.clear();
+
+    // Internal errors are retried the same way.
+    proxy.inject("Decrypt", "KMSInternalException", 2);
+    p.unwrap(&w, &c).unwrap();
+}
+
+#[test]
+fn an_unreachable_kms_is_a_typed_error_and_work_resumes() {
+    let mut proxy = Proxy::start(&endpoint());
+    let p = KmsProvider::new(&config(&proxy.endpoint())).unwrap();
+    let id = create(&p, "down");
+    let c = ctx(&[("bucket", "b")]);
+    let (dek, w) = p.generate_data_key(&id, &c).unwrap();
+
+    proxy.down();
+    let t0 = Instant::now();
+    let err = p.unwrap(&w, &c).unwrap_err();
+    assert!(
+        matches!(&err, KeyError::Unavailable { call, .. } if call == "kms:Decrypt"),
+        "{err:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert!(err.to_string().contains("try again later"), "{err}");
+
+    proxy.up();
+    assert_eq!(p.unwrap(&w, &c).unwrap().expose(), dek.expose());
+    p.generate_data_key(&id, &c).unwrap();
+}
+
+#[test]
+fn the_kms_server_killed_and_restarted_mid_run() {
+    let mut moto = Moto::spawn();
+    let p = Arc::new(KmsProvider::new(&config(&moto.endpoint())).unwrap());
+    let id = create(&p, "kill");
+    let c = ctx(&[("bucket", "b")]);
+
+    // Threads keep sealing while the server dies; each call either works or fails typed.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (p, id, c, stop) = (p.clone(), id.clone(), c.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut ok, mut unavailable) = (0u32, 0u32);
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match p.generate_data_key(&id, &c) {
+                        Ok((dek, w)) => {
+                            // What was sealed can be opened, or the server died in between.
+                            match p.unwrap(&w, &c) {
+                                Ok(k) => assert_eq!(k.expose(), dek.expose()),
+                                Err(KeyError::Unavailable { .. }) => {}
+                                Err(e) => panic!("{e:?}"),
+                            }
+                            ok += 1;
+                        }
+                        Err(KeyError::Unavailable { .. }) => unavailable += 1,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                (ok, unavailable)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    moto.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut ok, mut unavailable) = (0, 0);
+    for w in workers {
+        let (o, u) = w.join().unwrap();
+        ok += o;
+        unavailable += u;
+    }
+    assert!(
+        ok > 0 && unavailable > 0,
+        "ok {ok}, unavailable {unavailable}"
+    );
+
+    // Bounded: a call on a dead server gives up within the retry budget.
+    let t0 = Instant::now();
+    assert!(matches!(p.describe(&id), Err(KeyError::Unavailable { .. })));
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+
+    // Restarted: the same provider works again. moto keeps keys in memory only, so the old key is
+    // gone there (real KMS would still have it): a typed NotFound, and a new key works end to end.
+    moto.start();
+    assert_eq!(p.describe(&id), Err(KeyError::NotFound(id.clone())));
+    let id2 = create(&p, "kill-after");
+    let (dek, w) = p.generate_data_key(&id2, &c).unwrap();
+    assert_eq!(p.unwrap(&w, &c).unwrap().expose(), dek.expose());
+}
+
+#[test]
+fn sixteen_threads_through_throttling() {
+    let proxy = Arc::new(Proxy::start(&endpoint()));
+    let p = Arc::new(KmsProvider::new(&config(&proxy.endpoint())).unwrap());
+    let id = create(&p, "load");
+    // One call in about seven is throttled, for as long as the run lasts.
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let (p, id, proxy) = (p.clone(), id.clone(), proxy.clone());
+            std::thread::spawn(move || {
+                let mut keys = Vec::new();
+                for n in 0..100 {
+                    if (t + n) % 7 == 0 {
+                        proxy.inject("*", "ThrottlingException", 1);
+                    }
+                    let c = ctx(&[("thread", &t.to_string()), ("n", &n.to_string())]);
+                    if n % 2 == 0 || keys.is_empty() {
+                        let (dek, w) = p.generate_data_key(&id, &c).unwrap();
+                        keys.push((dek, w, c));
+                    } else {
+                        let (dek, w, c) = &keys[n % keys.len()];
+                        assert_eq!(p.unwrap(w, c).unwrap().expose(), dek.expose());
+                    }
+                }
+                keys.len()
+            })
+        })
+        .collect();
+    let made: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(made, 16 * 50);
+    assert!(proxy.seen("GenerateDataKey") + proxy.seen("Decrypt") > 1600);
+}
