@@ -5,7 +5,9 @@
 # What it needs on a fresh machine: a Rust toolchain (cargo, rustfmt, clippy). It installs SoftHSM2 with
 # apt-get when missing (the PKCS#11 tests create their own token in a temporary directory, with their
 # own SOFTHSM2_CONF; set SSEKIT_PKCS11_MODULE, SSEKIT_PKCS11_TOKEN_LABEL and SSEKIT_PKCS11_PIN to run
-# them against another module). Everything else comes from the package registries through cargo.
+# them against another module). It installs moto (a KMS-API server) with pip into the ignored .venv and
+# runs it on 127.0.0.1 for the KMS tests (set SSEKIT_KMS_ENDPOINT and the AWS variables to run them
+# against another KMS). Everything else comes from the package registries through cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,10 +38,15 @@ if ! command -v softhsm2-util >/dev/null 2>&1; then
 fi
 need softhsm2-util "SoftHSM2: apt-get install softhsm2"
 
+# What this script starts and makes, stopped and removed however it exits.
+CLEANUP=()
+cleanup() { for c in "${CLEANUP[@]}"; do eval "$c" || true; done; }
+trap cleanup EXIT
+
 # A SoftHSM2 token of our own, unless the caller points the suite at another PKCS#11 module.
 if [ -z "${SSEKIT_PKCS11_MODULE:-}" ]; then
     HSM_DIR="$(mktemp -d)"
-    trap 'rm -rf "$HSM_DIR"' EXIT
+    CLEANUP+=('rm -rf "$HSM_DIR"')
     mkdir "$HSM_DIR/tokens"
     printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
         "$HSM_DIR/tokens" >"$HSM_DIR/softhsm2.conf"
@@ -49,6 +56,39 @@ if [ -z "${SSEKIT_PKCS11_MODULE:-}" ]; then
         if [ -e "$m" ]; then export SSEKIT_PKCS11_MODULE="$m"; break; fi
     done
     export SSEKIT_PKCS11_TOKEN_LABEL=ssekit-test SSEKIT_PKCS11_PIN=1234
+fi
+
+# moto in server mode as the KMS endpoint (and for the test that kills and restarts a server of its
+# own), in a venv inside the repo.
+MOTO_VERSION=5.2.5
+if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+    step "installing moto $MOTO_VERSION into .venv (pip)"
+    need python3 "Python 3: apt-get install python3"
+    if ! python3 -m venv .venv 2>/dev/null; then
+        SUDO=""
+        if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv
+        rm -rf .venv
+        python3 -m venv .venv
+    fi
+    .venv/bin/pip install -q "moto[server]==$MOTO_VERSION"
+fi
+export SSEKIT_MOTO_SERVER="$PWD/.venv/bin/moto_server"
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+if [ -z "${SSEKIT_KMS_ENDPOINT:-}" ]; then
+    export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
+    MOTO_PORT="$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    "$SSEKIT_MOTO_SERVER" -H 127.0.0.1 -p "$MOTO_PORT" >/dev/null 2>&1 &
+    MOTO_PID=$!
+    CLEANUP+=('kill "$MOTO_PID"')
+    export SSEKIT_KMS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+    for _ in $(seq 100); do
+        if .venv/bin/python -c "import socket; socket.create_connection(('127.0.0.1', $MOTO_PORT), 1)" 2>/dev/null; then break; fi
+        sleep 0.2
+    done
+    .venv/bin/python -c "import socket; socket.create_connection(('127.0.0.1', $MOTO_PORT), 1)" \
+        || { echo "scripts/test.sh: moto did not start on 127.0.0.1:$MOTO_PORT" >&2; exit 1; }
 fi
 
 step "cargo fmt --check"

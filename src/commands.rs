@@ -1,4 +1,5 @@
-//! `put`, `get`, `inspect`, `rewrap` and `key`: objects in the file container, keys in the local keyring.
+//! `put`, `get`, `inspect`, `rewrap` and `key`: objects in the file container, keys with the chosen
+//! provider (see `providers`).
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::pipe::{ReadAhead, WriteBehind};
+use crate::providers::{Providers, ensure_key};
 use ssekit::keys::{
     EncryptionContext, KeyError, KeyInfo, KeyProvider, KeySpec, KeyState, LocalKeyring, WrappedKey,
     format_time,
@@ -165,25 +167,28 @@ fn pump(
 }
 
 pub fn put(
-    home: &Path,
+    ps: &Providers,
     input: &str,
     output: &str,
     key_id: Option<&str>,
     context: &[String],
 ) -> Outcome {
     let context = parse_context(context)?;
-    let ring = keyring(home)?;
+    let ring = ps.open_chosen()?;
     let (id, mode) = match key_id {
         Some(id) => (id, SseMode::SseKms),
         None => {
-            ring.ensure_key(DEFAULT_KEY).map_err(|e| e.to_string())?;
+            ensure_key(&*ring, DEFAULT_KEY).map_err(|e| e.to_string())?;
             (DEFAULT_KEY, SseMode::SseS3)
         }
     };
-    let (dek, wrapped) = ring
-        .generate_data_key(id, &context)
-        .map_err(|e| e.to_string())?;
     let (src, len) = open_input(input)?;
+    // With a known size, a cached data key may serve (when the provider has the cache on).
+    let (dek, wrapped) = match len {
+        Some(n) => ring.generate_data_key_sized(id, &context, n),
+        None => ring.generate_data_key(id, &context),
+    }
+    .map_err(|e| e.to_string())?;
     let mut out = Output::create(output)?;
     let mut meta = ObjectMeta {
         mode,
@@ -228,13 +233,16 @@ fn read_object(path: &str) -> Result<(File, ObjectMeta, u64, u64), String> {
 }
 
 fn unwrap_dek(
-    ring: &LocalKeyring,
+    ps: &Providers,
     meta: &ObjectMeta,
     path: &str,
 ) -> Result<ssekit::keys::DataKey, String> {
     let wrapped = meta.keys.first().ok_or_else(|| {
         format!("{path}: the object has no wrapped key (SSE-C objects need the customer's key)")
     })?;
+    let ring = ps
+        .for_wrapped(&wrapped.provider)
+        .map_err(|e| format!("{path}: {e}"))?;
     ring.unwrap(wrapped, &meta.context)
         .map_err(|e| format!("{path}: {e}"))
 }
@@ -252,7 +260,7 @@ impl ReadAt for DataAt<'_> {
 }
 
 pub fn get(
-    home: &Path,
+    ps: &Providers,
     input: &str,
     output: &str,
     range: Option<&str>,
@@ -273,7 +281,7 @@ pub fn get(
         let mut stdin = io::stdin();
         let (meta, _) = read_container_header(&mut stdin).map_err(|e| format!("stdin: {e}"))?;
         let mut out = Output::create(output)?;
-        return get_stream(home, &meta, &expected, "stdin", &mut stdin, None, &mut out)
+        return get_stream(ps, &meta, &expected, "stdin", &mut stdin, None, &mut out)
             .and_then(|()| out.commit());
     }
     let (file, meta, data_start, stored) = read_object(input)?;
@@ -281,7 +289,7 @@ pub fn get(
     match range {
         None => {
             get_stream(
-                home,
+                ps,
                 &meta,
                 &expected,
                 input,
@@ -292,8 +300,7 @@ pub fn get(
         }
         Some(r) => {
             check_context(&meta, &expected, input)?;
-            let ring = keyring(home)?;
-            let dek = unwrap_dek(&ring, &meta, input)?;
+            let dek = unwrap_dek(ps, &meta, input)?;
             let read = object::open_range(
                 &dek,
                 stored,
@@ -324,7 +331,7 @@ fn check_context(meta: &ObjectMeta, expected: &EncryptionContext, path: &str) ->
 }
 
 fn get_stream(
-    home: &Path,
+    ps: &Providers,
     meta: &ObjectMeta,
     expected: &EncryptionContext,
     input: &str,
@@ -338,8 +345,7 @@ fn get_stream(
             "{input}: multipart objects are opened by the library, not this command yet"
         ));
     }
-    let ring = keyring(home)?;
-    let dek = unwrap_dek(&ring, meta, input)?;
+    let dek = unwrap_dek(ps, meta, input)?;
     let bar = progress(stored, "opening");
     // Reading, opening and writing overlap: each on its own thread.
     let n = std::thread::scope(|s| -> Result<u64, String> {
@@ -423,12 +429,14 @@ pub fn inspect(input: &str, as_json: bool) -> Outcome {
     Ok(())
 }
 
-pub fn rewrap(home: &Path, files: &[String]) -> Outcome {
-    let ring = keyring(home)?;
+pub fn rewrap(ps: &Providers, files: &[String]) -> Outcome {
     for path in files {
         let (mut file, mut meta, _, _) = read_object(path)?;
         let mut changes = Vec::new();
         for k in &mut meta.keys {
+            let ring = ps
+                .for_wrapped(&k.provider)
+                .map_err(|e| format!("{path}: {e}"))?;
             match ring
                 .rewrap(k, &meta.context)
                 .map_err(|e| format!("{path}: {e}"))?
@@ -505,8 +513,8 @@ pub enum KeyCommand {
     CancelDeletion(String),
 }
 
-pub fn key(home: &Path, cmd: KeyCommand) -> Outcome {
-    let ring = keyring(home)?;
+pub fn key(ps: &Providers, cmd: KeyCommand) -> Outcome {
+    let ring = ps.open_chosen()?;
     let e = |e: KeyError| e.to_string();
     match cmd {
         KeyCommand::Create(spec) => print_info(&ring.create_key(&spec).map_err(e)?),

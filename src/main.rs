@@ -12,6 +12,7 @@ use ssekit::keys::{KeyProvider, KeySpec};
 
 mod commands;
 mod pipe;
+mod providers;
 
 #[derive(Parser)]
 #[command(
@@ -23,26 +24,29 @@ struct Cli {
     /// Keyring directory (default: $SSEKIT_HOME, else ./.ssekit).
     #[arg(long, global = true, value_name = "DIR")]
     home: Option<PathBuf>,
+    #[command(flatten)]
+    providers: providers::ProviderFlags,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Seal a file (`-` = stdin) into an object file (`-` = stdout) under a key of the local keyring.
+    /// Seal a file (`-` = stdin) into an object file (`-` = stdout) under a key of the chosen provider.
     Put {
         /// Plaintext to seal.
         input: String,
         /// Object file to write.
         output: String,
-        /// Keyring key to wrap the data key under (default: `default`, created on first use).
+        /// Key to wrap the data key under (default: `default`, created on first use).
         #[arg(long)]
         key_id: Option<String>,
         /// Encryption context pair the data key's wrap is bound to (repeatable).
         #[arg(long = "context", value_name = "KEY=VALUE")]
         context: Vec<String>,
     },
-    /// Open an object file (`-` = stdin) into a plaintext file (`-` = stdout).
+    /// Open an object file (`-` = stdin) into a plaintext file (`-` = stdout); its data key is
+    /// unwrapped by the provider that wrapped it.
     Get {
         /// Object file to open.
         input: String,
@@ -69,7 +73,7 @@ enum Command {
         #[arg(required = true)]
         files: Vec<String>,
     },
-    /// Manage keyring keys.
+    /// Manage the chosen provider's keys.
     #[command(subcommand)]
     Key(KeyCmd),
     /// Print the AES-256-GCM backend this CPU gets and its seal/open throughput on one core and on
@@ -169,23 +173,30 @@ fn parse_size(s: &str) -> Result<usize, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let home = commands::home(cli.home);
+    let ps = match providers::Providers::new(home.clone(), cli.providers) {
+        Ok(ps) => ps,
+        Err(msg) => {
+            eprintln!("ssekit: {msg}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Put {
             input,
             output,
             key_id,
             context,
-        } => commands::put(&home, &input, &output, key_id.as_deref(), &context),
+        } => commands::put(&ps, &input, &output, key_id.as_deref(), &context),
         Command::Get {
             input,
             output,
             range,
             context,
-        } => commands::get(&home, &input, &output, range.as_deref(), &context),
+        } => commands::get(&ps, &input, &output, range.as_deref(), &context),
         Command::Inspect { input, json } => commands::inspect(&input, json),
-        Command::Rewrap { files } => commands::rewrap(&home, &files),
+        Command::Rewrap { files } => commands::rewrap(&ps, &files),
         Command::Key(k) => commands::key(
-            &home,
+            &ps,
             match k {
                 KeyCmd::Create {
                     id,
@@ -205,7 +216,7 @@ fn main() -> ExitCode {
                 KeyCmd::CancelDeletion { id } => KeyCommand::CancelDeletion(id),
             },
         ),
-        Command::Bench(args) => bench(&home, &args),
+        Command::Bench(args) => bench(ps.home(), &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

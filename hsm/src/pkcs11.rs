@@ -6,7 +6,9 @@
 //! - **KEKs live on the token**, one AES-256 secret-key object per key version, labelled
 //!   `<key-id>/v<version>`, created with `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE` true,
 //!   `CKA_EXTRACTABLE` false and `CKA_WRAP`/`CKA_UNWRAP` (and `CKA_ENCRYPT`/`CKA_DECRYPT` for the GCM
-//!   binding) true. They never leave it.
+//!   binding) true, and `CKA_ID` set to the keyring's namespace: 16 random bytes made with its
+//!   records (`kek-namespace`), so keyrings in different homes sharing a token never find or
+//!   destroy each other's KEKs, even under the same key ids. They never leave the token.
 //! - **The lifecycle** (state, deletion window, rotation schedule, the list of versions) is kept in
 //!   the engine's [`KeyRecords`] under `<home>/pkcs11/<token label>/`: sealed, atomic, locked files,
 //!   the same transitions and typed errors as the local keyring. Destruction after the deletion
@@ -94,6 +96,21 @@ impl std::fmt::Debug for Pkcs11Config {
 }
 
 impl Pkcs11Config {
+    /// A PIN from a file: its content, trailing newline ignored, in zeroizing memory.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Io`] for an unreadable file.
+    pub fn read_pin_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
+        let raw =
+            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                KeyError::Io(format!("cannot read PIN file {}: {e}", path.display()))
+            })?);
+        Ok(Zeroizing::new(
+            raw.trim_end_matches(['\n', '\r']).to_owned(),
+        ))
+    }
+
     /// From `SSEKIT_PKCS11_MODULE`, `SSEKIT_PKCS11_TOKEN_LABEL` and `SSEKIT_PKCS11_PIN` (or
     /// `SSEKIT_PKCS11_PIN_FILE`, whose content is the PIN, trailing newline ignored).
     ///
@@ -108,13 +125,7 @@ impl Pkcs11Config {
             })
         };
         let pin = match std::env::var("SSEKIT_PKCS11_PIN_FILE") {
-            Ok(path) => {
-                let raw = Zeroizing::new(
-                    std::fs::read_to_string(&path)
-                        .map_err(|e| KeyError::Io(format!("cannot read PIN file {path}: {e}")))?,
-                );
-                Zeroizing::new(raw.trim_end_matches(['\n', '\r']).to_owned())
-            }
+            Ok(path) => Self::read_pin_file(Path::new(&path))?,
             Err(_) => Zeroizing::new(var("SSEKIT_PKCS11_PIN")?),
         };
         Ok(Pkcs11Config {
@@ -254,6 +265,9 @@ struct Token {
     pool: Mutex<Vec<Session>>,
     pool_size: usize,
     keks: Mutex<HashMap<String, ObjectHandle>>,
+    /// The `CKA_ID` of this keyring's KEKs: random, made with its records. Keyrings in other homes
+    /// on the same token never see (or destroy) each other's KEKs, whatever their key ids.
+    namespace: Vec<u8>,
 }
 
 /// Tries per call: the first, then up to four more after recovering the session. Three were too
@@ -262,7 +276,8 @@ struct Token {
 const ATTEMPTS: usize = 5;
 
 impl Token {
-    fn open(config: &Pkcs11Config) -> Result<Self, KeyError> {
+    fn open(config: &Pkcs11Config, dir: &Path) -> Result<Self, KeyError> {
+        let namespace = namespace(dir)?;
         let ctx = context(&config.module)?;
         let slots = ctx.get_slots_with_token().map_err(|e| device(&e))?;
         let slot = slots
@@ -282,6 +297,7 @@ impl Token {
             pool: Mutex::new(Vec::new()),
             pool_size: config.pool_size.max(1),
             keks: Mutex::new(HashMap::new()),
+            namespace,
         };
         // Log in now, so a wrong PIN is reported when the provider is opened.
         token.with_session(|_| Ok(()))?;
@@ -381,6 +397,7 @@ impl Token {
         let found = s.find_objects(&[
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::Label(label.clone().into_bytes()),
+            Attribute::Id(self.namespace.clone()),
         ])?;
         match found.as_slice() {
             [h] => {
@@ -396,9 +413,12 @@ fn kek_label(id: &str, version: u32) -> String {
     format!("{id}/v{version}")
 }
 
-/// Destroys every token object labelled `label`; returns how many there were.
-fn destroy_labelled(s: &Session, label: &str) -> Result<usize, CkError> {
-    let found = s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())])?;
+/// Destroys this keyring's token objects labelled `label`; returns how many there were.
+fn destroy_labelled(s: &Session, namespace: &[u8], label: &str) -> Result<usize, CkError> {
+    let found = s.find_objects(&[
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(namespace.to_vec()),
+    ])?;
     for &h in &found {
         s.destroy_object(h)?;
     }
@@ -411,7 +431,7 @@ impl VersionStore for Token {
         self.with_session(|s| {
             // A version never recorded (a crash between creating it and writing the record) may
             // be left over: nothing was wrapped under it, so replace it.
-            destroy_labelled(s, &label)?;
+            destroy_labelled(s, &self.namespace, &label)?;
             s.generate_key(
                 &Mechanism::AesKeyGen,
                 &[
@@ -427,7 +447,7 @@ impl VersionStore for Token {
                     Attribute::Encrypt(true),
                     Attribute::Decrypt(true),
                     Attribute::Label(label.clone().into_bytes()),
-                    Attribute::Id(id.as_bytes().to_vec()),
+                    Attribute::Id(self.namespace.clone()),
                 ],
             )?;
             Ok(())
@@ -442,10 +462,11 @@ impl VersionStore for Token {
             // Finding nothing may only mean the application was logged out (private objects are
             // then invisible): that is retried after logging in like a missing KEK, and only a
             // KEK still missing then is taken as already gone.
-            let destroyed = self.with_session(|s| match destroy_labelled(s, &label)? {
-                0 => Err(Fail::NoKek(label.clone())),
-                _ => Ok(()),
-            });
+            let destroyed =
+                self.with_session(|s| match destroy_labelled(s, &self.namespace, &label)? {
+                    0 => Err(Fail::NoKek(label.clone())),
+                    _ => Ok(()),
+                });
             match destroyed {
                 Ok(()) | Err(KeyError::Corrupt(_)) => {}
                 Err(e) => return Err(e),
@@ -522,11 +543,11 @@ impl Pkcs11Provider {
     ///
     /// As [`Pkcs11Provider::open`].
     pub fn open_with_clock(config: &Pkcs11Config, clock: Arc<dyn Clock>) -> Result<Self, KeyError> {
-        let token = Arc::new(Token::open(config)?);
         let dir = config
             .home
             .join("pkcs11")
             .join(sanitize(&config.token_label));
+        let token = Arc::new(Token::open(config, &dir)?);
         // The records hold no key material, only the lifecycle; their own root secret (generated on
         // first use) seals them so that a state cannot be edited back to Enabled unnoticed.
         let records = KeyRecords::open_with(&dir, None, clock, token.clone())?;
@@ -690,6 +711,55 @@ fn wipe(template: &mut [Attribute]) {
 }
 
 /// A token label as a directory name.
+/// The keyring's KEK namespace in `dir`: 16 random bytes, made once (atomically: written beside
+/// and hard-linked into place, so two processes starting together agree on one).
+fn namespace(dir: &Path) -> Result<Vec<u8>, KeyError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let io = |e: std::io::Error| KeyError::Io(format!("{}: {e}", dir.display()));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io)?;
+    let path = dir.join("kek-namespace");
+    if !path.exists() {
+        let mut fresh = [0u8; 16];
+        getrandom::fill(&mut fresh).map_err(|e| KeyError::Io(format!("random: {e}")))?;
+        let tmp = dir.join(format!("kek-namespace.{}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        std::io::Write::write_all(&mut f, hex(&fresh).as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        std::fs::remove_file(&tmp).map_err(io)?;
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    let text = std::fs::read_to_string(&path).map_err(io)?;
+    let bytes = (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>();
+    match bytes {
+        Ok(b) if b.len() == 16 && text.len() == 32 => Ok(b),
+        _ => Err(KeyError::Corrupt(format!(
+            "{} is damaged: it must hold 32 hex digits",
+            path.display()
+        ))),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 fn sanitize(label: &str) -> String {
     label
         .chars()

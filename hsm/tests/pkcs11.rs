@@ -179,3 +179,27 @@ fn a_kek_deleted_on_the_token_is_a_typed_error() {
         Err(KeyError::Corrupt(_))
     ));
 }
+
+#[test]
+fn keyrings_sharing_a_token_keep_their_keks_apart() {
+    let (home_a, home_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Pkcs11Provider::open(&config(home_a.path(), Binding::HsmGcm)).unwrap();
+    let b = Pkcs11Provider::open(&config(home_b.path(), Binding::HsmGcm)).unwrap();
+    let id = unique("shared");
+    let spec = KeySpec {
+        id: Some(id.clone()),
+        ..KeySpec::default()
+    };
+    a.create_key(&spec).unwrap();
+    let c = ctx(&[("bucket", "b")]);
+    let (dek, w) = a.generate_data_key(&id, &c).unwrap();
+    // Same id in another home: a KEK of its own; A's is neither replaced nor destroyed.
+    b.create_key(&spec).unwrap();
+    assert_eq!(b.unwrap(&w, &c).unwrap_err(), KeyError::UnwrapFailed);
+    b.schedule_deletion(&id, 7).unwrap();
+    assert_eq!(a.unwrap(&w, &c).unwrap().expose(), dek.expose());
+    // Reopening a home finds its namespace again.
+    drop(a);
+    let a = Pkcs11Provider::open(&config(home_a.path(), Binding::HsmGcm)).unwrap();
+    assert_eq!(a.unwrap(&w, &c).unwrap().expose(), dek.expose());
+}

@@ -1,0 +1,270 @@
+//! Which key provider a command uses and how it is configured: flags first, then environment
+//! variables, then `$SSEKIT_HOME/config.json`, then the defaults (the local keyring; the data-key
+//! cache on for the HSM and KMS providers, off for the local keyring). Relative paths in the config
+//! file are taken from `$SSEKIT_HOME`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use ssekit::keys::{CachePolicy, CachingProvider, KeyError, KeyProvider, KeySpec, LocalKeyring};
+use ssekit_hsm::{KmsConfig, KmsProvider, Pkcs11Config, Pkcs11Provider};
+use zeroize::Zeroizing;
+
+/// The provider settings a command line can give.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ProviderFlags {
+    /// Key provider: local (the keyring in the home directory), pkcs11 (an HSM) or kms
+    /// (default: $SSEKIT_PROVIDER, then config.json, then local; `get` and `rewrap` follow each
+    /// object's wrapped key).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// PKCS#11 module (default: $SSEKIT_PKCS11_MODULE).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// PKCS#11 token label (default: $SSEKIT_PKCS11_TOKEN_LABEL).
+    #[arg(long, global = true, value_name = "LABEL")]
+    pub pkcs11_token_label: Option<String>,
+    /// File holding the PKCS#11 user PIN (default: $SSEKIT_PKCS11_PIN, then
+    /// $SSEKIT_PKCS11_PIN_FILE). The PIN itself is never a flag: flags show in `ps`.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// KMS endpoint URL (default: $SSEKIT_KMS_ENDPOINT, else AWS's for the region).
+    #[arg(long, global = true, value_name = "URL")]
+    pub kms_endpoint: Option<String>,
+    /// KMS region (default: $AWS_REGION).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub kms_region: Option<String>,
+    /// Turn the data-key cache on or off (default: on for pkcs11 and kms, off for local).
+    #[arg(long, global = true, value_name = "on|off")]
+    pub cache: Option<String>,
+}
+
+/// `$SSEKIT_HOME/config.json`.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    provider: Option<String>,
+    cache: Option<bool>,
+    #[serde(default)]
+    pkcs11: FilePkcs11,
+    #[serde(default)]
+    kms: FileKms,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FilePkcs11 {
+    module: Option<PathBuf>,
+    token_label: Option<String>,
+    pin_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileKms {
+    endpoint: Option<String>,
+    region: Option<String>,
+}
+
+/// The providers' settings, resolved; providers are opened when a command needs one.
+pub struct Providers {
+    home: PathBuf,
+    flags: ProviderFlags,
+    file: FileConfig,
+}
+
+const NAMES: &str = "local, pkcs11 or kms";
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Providers {
+    /// Reads `config.json` in `home` if there is one.
+    ///
+    /// # Errors
+    ///
+    /// An unreadable or malformed config file, an unknown `--cache` value.
+    pub fn new(home: PathBuf, flags: ProviderFlags) -> Result<Self, String> {
+        let path = home.join("config.json");
+        let file = match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileConfig::default(),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        if let Some(c) = &flags.cache
+            && !matches!(c.as_str(), "on" | "off")
+        {
+            return Err(format!("--cache `{c}`: use on or off"));
+        }
+        Ok(Providers { home, flags, file })
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The provider new keys and new objects go to.
+    pub fn chosen(&self) -> String {
+        self.flags
+            .provider
+            .clone()
+            .or_else(|| env("SSEKIT_PROVIDER"))
+            .or_else(|| self.file.provider.clone())
+            .unwrap_or_else(|| "local".into())
+    }
+
+    /// The provider to open an object's key with: the one that wrapped it, unless `--provider`
+    /// says otherwise (then they must agree).
+    pub fn for_wrapped(&self, provider: &str) -> Result<Box<dyn KeyProvider>, String> {
+        if let Some(p) = &self.flags.provider
+            && p != provider
+        {
+            return Err(format!(
+                "the object's data key was wrapped by provider `{provider}`, not `{p}`: drop --provider or use {provider}"
+            ));
+        }
+        self.open(provider)
+    }
+
+    /// Opens the chosen provider.
+    pub fn open_chosen(&self) -> Result<Box<dyn KeyProvider>, String> {
+        self.open(&self.chosen())
+    }
+
+    /// Opens provider `name`, under the data-key cache when it is on.
+    pub fn open(&self, name: &str) -> Result<Box<dyn KeyProvider>, String> {
+        let provider: Box<dyn KeyProvider> = match name {
+            "local" => Box::new(
+                LocalKeyring::open(&self.home)
+                    .map_err(|e| format!("keyring {}: {e}", self.home.display()))?,
+            ),
+            "pkcs11" => Box::new(
+                Pkcs11Provider::open(&self.pkcs11_config()?)
+                    .map_err(|e| format!("PKCS#11 provider: {e}"))?,
+            ),
+            "kms" => Box::new(
+                KmsProvider::new(&self.kms_config()).map_err(|e| format!("KMS provider: {e}"))?,
+            ),
+            other => return Err(format!("unknown provider `{other}`: use {NAMES}")),
+        };
+        let cache = match self.flags.cache.as_deref() {
+            Some(c) => c == "on",
+            None => self
+                .file
+                .cache
+                .unwrap_or_else(|| CachePolicy::default_for(name).is_some()),
+        };
+        Ok(if cache {
+            Box::new(CachingProvider::new(provider, CachePolicy::default()))
+        } else {
+            provider
+        })
+    }
+
+    fn pkcs11_config(&self) -> Result<Pkcs11Config, String> {
+        let f = &self.file.pkcs11;
+        let missing = |what: &str, flag: &str, var: &str, key: &str| {
+            format!(
+                "the PKCS#11 provider needs its {what}: give {flag}, set {var}, or set pkcs11.{key} in {}",
+                self.home.join("config.json").display()
+            )
+        };
+        let module = self
+            .flags
+            .pkcs11_module
+            .clone()
+            .or_else(|| env("SSEKIT_PKCS11_MODULE").map(PathBuf::from))
+            .or_else(|| f.module.as_ref().map(|m| self.home.join(m)))
+            .ok_or_else(|| {
+                missing(
+                    "module",
+                    "--pkcs11-module",
+                    "SSEKIT_PKCS11_MODULE",
+                    "module",
+                )
+            })?;
+        let token_label = self
+            .flags
+            .pkcs11_token_label
+            .clone()
+            .or_else(|| env("SSEKIT_PKCS11_TOKEN_LABEL"))
+            .or_else(|| f.token_label.clone())
+            .ok_or_else(|| {
+                missing(
+                    "token label",
+                    "--pkcs11-token-label",
+                    "SSEKIT_PKCS11_TOKEN_LABEL",
+                    "token_label",
+                )
+            })?;
+        let pin_file = self.flags.pkcs11_pin_file.clone();
+        let pin = match (pin_file, std::env::var("SSEKIT_PKCS11_PIN")) {
+            (Some(path), _) => read_pin(&path)?,
+            (None, Ok(pin)) => Zeroizing::new(pin),
+            (None, Err(_)) => match env("SSEKIT_PKCS11_PIN_FILE")
+                .map(PathBuf::from)
+                .or_else(|| f.pin_file.as_ref().map(|p| self.home.join(p)))
+            {
+                Some(path) => read_pin(&path)?,
+                None => {
+                    return Err(missing(
+                        "PIN",
+                        "--pkcs11-pin-file",
+                        "SSEKIT_PKCS11_PIN or SSEKIT_PKCS11_PIN_FILE",
+                        "pin_file",
+                    ));
+                }
+            },
+        };
+        Ok(Pkcs11Config {
+            module,
+            token_label,
+            pin,
+            home: self.home.clone(),
+            pool_size: 8,
+            binding: None,
+        })
+    }
+
+    fn kms_config(&self) -> KmsConfig {
+        let f = &self.file.kms;
+        KmsConfig {
+            endpoint: self
+                .flags
+                .kms_endpoint
+                .clone()
+                .or_else(|| env("SSEKIT_KMS_ENDPOINT"))
+                .or_else(|| f.endpoint.clone()),
+            region: self
+                .flags
+                .kms_region
+                .clone()
+                .or_else(|| env("AWS_REGION"))
+                .or_else(|| f.region.clone()),
+            ..KmsConfig::default()
+        }
+    }
+}
+
+fn read_pin(path: &Path) -> Result<Zeroizing<String>, String> {
+    Pkcs11Config::read_pin_file(path).map_err(|e| e.to_string())
+}
+
+/// Makes sure key `id` exists (the default key of `put`, made on first use).
+pub fn ensure_key(p: &dyn KeyProvider, id: &str) -> Result<(), KeyError> {
+    match p.describe(id) {
+        Ok(_) => Ok(()),
+        Err(KeyError::NotFound(_)) => match p.create_key(&KeySpec {
+            id: Some(id.to_owned()),
+            description: "created on first use".into(),
+            rotation_period_days: None,
+        }) {
+            Ok(_) | Err(KeyError::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
