@@ -110,6 +110,7 @@ done
 
 step "benchmarks compile and run once (no timing)"
 cargo bench --bench aead --bench object --locked -- --test
+cargo bench -p ssekit-hsm --bench providers --locked -- --test
 
 # Coverage-guided fuzzing of metadata parsing and object opening (cargo-fuzz with libFuzzer; its
 # -Z flags need RUSTC_BOOTSTRAP on the stable toolchain). A short run: long runs are done by hand.

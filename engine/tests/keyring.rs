@@ -286,3 +286,55 @@ fn many_threads_share_one_keyring() {
     });
     assert_eq!(r.describe("t").unwrap().current_version, 1 + 8 * 3);
 }
+
+#[test]
+fn changes_made_elsewhere_are_seen_at_once() {
+    // Two keyrings on one directory, as two processes would have: each caches what it reads,
+    // and must still see every change the other makes (in any use starting 1 ms or more after
+    // it), and changes time alone makes.
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(2));
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock(AtomicU64::new(T0)));
+    let home = dir.path().join("home");
+    let a = LocalKeyring::open_with(&home, None, clock.clone()).unwrap();
+    let b = LocalKeyring::open_with(&home, None, clock.clone()).unwrap();
+    a.create_key(&KeySpec {
+        id: Some("k".into()),
+        description: String::new(),
+        rotation_period_days: Some(30),
+    })
+    .unwrap();
+    let (dek, w) = a.generate_data_key("k", &ctx("a")).unwrap();
+    a.unwrap(&w, &ctx("a")).unwrap();
+    b.disable("k").unwrap();
+    settle();
+    assert_eq!(
+        a.unwrap(&w, &ctx("a")).unwrap_err(),
+        KeyError::Disabled("k".into())
+    );
+    assert_eq!(
+        a.generate_data_key("k", &ctx("a")).unwrap_err(),
+        KeyError::Disabled("k".into())
+    );
+    b.enable("k").unwrap();
+    settle();
+    assert_eq!(a.unwrap(&w, &ctx("a")).unwrap().expose(), dek.expose());
+    b.rotate("k").unwrap();
+    settle();
+    assert_eq!(
+        a.generate_data_key("k", &ctx("a")).unwrap().1.key_version,
+        2
+    );
+    // The scheduled rotation falls due with no write at all: the next wrap still sees it.
+    clock.0.fetch_add(31 * DAY, Ordering::SeqCst);
+    assert_eq!(
+        a.generate_data_key("k", &ctx("a")).unwrap().1.key_version,
+        3
+    );
+    b.schedule_deletion("k", 7).unwrap();
+    settle();
+    assert!(matches!(
+        a.unwrap(&w, &ctx("a")).unwrap_err(),
+        KeyError::PendingDeletion { .. }
+    ));
+}

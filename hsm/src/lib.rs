@@ -8,4 +8,6 @@ mod kms;
 mod pkcs11;
 
 pub use kms::{ALG_KMS, KMS_PROVIDER, KmsConfig, KmsProvider};
-pub use pkcs11::{ALG_HSM_GCM, ALG_KWP_HMAC, Binding, PROVIDER, Pkcs11Config, Pkcs11Provider};
+pub use pkcs11::{
+    ALG_HSM_GCM, ALG_KWP_HMAC, Binding, PROVIDER, Pkcs11Config, Pkcs11Provider, binding_data,
+};

@@ -264,7 +264,8 @@ struct Token {
     pin: AuthPin,
     pool: Mutex<Vec<Session>>,
     pool_size: usize,
-    keks: Mutex<HashMap<String, ObjectHandle>>,
+    /// KEK handles found so far, by key id and version.
+    keks: Mutex<HashMap<String, Vec<(u32, ObjectHandle)>>>,
     /// The `CKA_ID` of this keyring's KEKs: random, made with its records. Keyrings in other homes
     /// on the same token never see (or destroy) each other's KEKs, whatever their key ids.
     namespace: Vec<u8>,
@@ -390,10 +391,13 @@ impl Token {
 
     /// The token object of `id`'s `version`.
     fn kek(&self, s: &Session, id: &str, version: u32) -> Result<ObjectHandle, Fail> {
-        let label = kek_label(id, version);
-        if let Some(h) = lock(&self.keks).get(&label) {
-            return Ok(*h);
+        let known = lock(&self.keks)
+            .get(id)
+            .and_then(|vs| vs.iter().find(|(v, _)| *v == version).map(|(_, h)| *h));
+        if let Some(h) = known {
+            return Ok(h);
         }
+        let label = kek_label(id, version);
         let found = s.find_objects(&[
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::Label(label.clone().into_bytes()),
@@ -401,7 +405,10 @@ impl Token {
         ])?;
         match found.as_slice() {
             [h] => {
-                lock(&self.keks).insert(label, *h);
+                lock(&self.keks)
+                    .entry(id.to_owned())
+                    .or_default()
+                    .push((version, *h));
                 Ok(*h)
             }
             _ => Err(Fail::NoKek(label)),
@@ -471,7 +478,9 @@ impl VersionStore for Token {
                 Ok(()) | Err(KeyError::Corrupt(_)) => {}
                 Err(e) => return Err(e),
             }
-            lock(&self.keks).remove(&label);
+            if let Some(vs) = lock(&self.keks).get_mut(id) {
+                vs.retain(|(n, _)| *n != v);
+            }
         }
         Ok(())
     }
@@ -494,12 +503,17 @@ impl std::fmt::Debug for Pkcs11Provider {
 }
 
 /// The bytes a wrap is bound to: provider, key id, version and the canonical context.
-fn binding_data(id: &str, version: u32, context: &EncryptionContext) -> Vec<u8> {
-    let mut d = b"ssekit pkcs11 wrap v1\0".to_vec();
+/// The bytes a wrap of key `id` version `version` is bound to: the AAD of [`Binding::HsmGcm`], the
+/// HMAC message of [`Binding::AesKwpHmac`]. `"ssekit pkcs11 wrap v1\0"`, the id, a zero byte, the
+/// version (4 bytes, big-endian), then the context's canonical encoding.
+pub fn binding_data(id: &str, version: u32, context: &EncryptionContext) -> Vec<u8> {
+    let ctx = context.canonical_bytes();
+    let mut d = Vec::with_capacity(22 + id.len() + 1 + 4 + ctx.len());
+    d.extend_from_slice(b"ssekit pkcs11 wrap v1\0");
     d.extend_from_slice(id.as_bytes());
     d.push(0);
     d.extend_from_slice(&version.to_be_bytes());
-    d.extend_from_slice(&context.canonical_bytes());
+    d.extend_from_slice(&ctx);
     d
 }
 

@@ -20,9 +20,10 @@
 //! the key id, the version and the canonical encryption context: a wrap opens only with the context
 //! it was made with.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -157,6 +158,14 @@ impl Record {
         })
     }
 
+    /// Every version's material, decoded.
+    fn materials(&self) -> Result<Vec<Material>, KeyError> {
+        self.versions
+            .iter()
+            .map(|v| Ok((v.version, self.material(v.version)?)))
+            .collect()
+    }
+
     /// Applies what time alone changes: destruction after the deletion window, scheduled rotation.
     /// Returns true when the record changed and must be written.
     fn refresh(&mut self, now: u64, store: &dyn VersionStore) -> Result<bool, KeyError> {
@@ -238,6 +247,49 @@ pub struct KeyRecords {
     versions: Arc<dyn VersionStore>,
     /// Serialises read-modify-write cycles within the process (the lock file does across processes).
     busy: Mutex<()>,
+    /// Enabled keys as last read, for [`KeyRecords::use_version`]'s fast path.
+    hot: Mutex<HashMap<String, Hot>>,
+}
+
+/// What [`KeyRecords::use_version`] needs of an enabled key, valid while its record file is the
+/// one `stamp` names (every write replaces the file by rename: a new inode, so any change shows)
+/// and until `until`, when time alone may change the record (a scheduled rotation). The file is
+/// checked again at most every [`RECHECK`]: a change another process makes is seen by every use
+/// that starts more than that after it. Changes made through this `KeyRecords` drop the entry at
+/// once.
+struct Hot {
+    stamp: Stamp,
+    checked: std::time::Instant,
+    until: u64,
+    current: u32,
+    materials: Vec<Material>,
+}
+
+/// A key version and its material (empty when the KEK lives in a device).
+type Material = (u32, Zeroizing<Vec<u8>>);
+
+/// How long a checked record file is trusted without looking again.
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyRecords {
@@ -246,6 +298,11 @@ impl std::fmt::Debug for KeyRecords {
             .field("dir", &self.dir)
             .finish_non_exhaustive()
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every change under these locks is a single map call: a panic leaves them consistent.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> KeyError {
@@ -477,6 +534,7 @@ impl KeyRecords {
             clock,
             versions,
             busy: Mutex::new(()),
+            hot: Mutex::new(HashMap::new()),
         })
     }
 
@@ -497,11 +555,64 @@ impl KeyRecords {
         id: &str,
         version: Option<u32>,
     ) -> Result<(u32, Zeroizing<Vec<u8>>), KeyError> {
-        self.update(id, |rec, _| {
+        if let Some(hit) = self.use_hot(id, version)? {
+            return Ok(hit);
+        }
+        let ((v, material, hot), stamp) = self.update_stamped(id, |rec, now| {
             rec.require_enabled()?;
             let v = version.unwrap_or(rec.info().current_version);
-            Ok(((v, rec.material(v)?), false))
-        })
+            let material = rec.material(v)?;
+            let until = match rec.rotation_period_days {
+                Some(days) => rec.info().rotated.saturating_add(u64::from(days) * DAY),
+                None => u64::MAX,
+            };
+            let hot = (until.max(now), rec.info().current_version, rec.materials()?);
+            Ok(((v, material, hot), false))
+        })?;
+        let (until, current, materials) = hot;
+        lock(&self.hot).insert(
+            id.to_owned(),
+            Hot {
+                stamp,
+                checked: std::time::Instant::now(),
+                until,
+                current,
+                materials,
+            },
+        );
+        Ok((v, material))
+    }
+
+    /// [`KeyRecords::use_version`] without the lock or a read: when the record file is unchanged
+    /// since it was last read and no scheduled change is due. `None`: take the slow path.
+    fn use_hot(
+        &self,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<Material>, KeyError> {
+        let mut hot = lock(&self.hot);
+        let Some(h) = hot.get_mut(id) else {
+            return Ok(None);
+        };
+        if h.checked.elapsed() >= RECHECK {
+            let path = self.path(id);
+            let Ok(meta) = fs::metadata(&path) else {
+                return Ok(None);
+            };
+            check_private(&path, &meta)?;
+            if Stamp::of(&meta) != h.stamp {
+                return Ok(None);
+            }
+            h.checked = std::time::Instant::now();
+        }
+        if self.clock.now() >= h.until {
+            return Ok(None);
+        }
+        let v = version.unwrap_or(h.current);
+        Ok(h.materials
+            .iter()
+            .find(|(n, _)| *n == v)
+            .map(|(_, m)| (v, m.clone())))
     }
 
     /// Creates `id` with defaults if it does not exist; returns its info.
@@ -746,6 +857,16 @@ impl KeyRecords {
         id: &str,
         f: impl FnOnce(&mut Record, u64) -> Result<(T, bool), KeyError>,
     ) -> Result<T, KeyError> {
+        self.update_stamped(id, f).map(|(t, _)| t)
+    }
+
+    /// As [`KeyRecords::update`], also returning the stamp of the record file as left (taken under
+    /// the lock, so it names exactly the record `f` saw).
+    fn update_stamped<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Record, u64) -> Result<(T, bool), KeyError>,
+    ) -> Result<(T, Stamp), KeyError> {
         self.locked(|| {
             let mut rec = self.load(id)?;
             let now = self.clock.now();
@@ -753,9 +874,13 @@ impl KeyRecords {
             let r = f(&mut rec, now);
             let changed = matches!(r, Ok((_, true)));
             if aged || changed {
+                lock(&self.hot).remove(id);
                 self.store(&rec)?;
             }
-            r.map(|(t, _)| t)
+            let (t, _) = r?;
+            let path = self.path(id);
+            let meta = fs::metadata(&path).map_err(|e| io_err("cannot stat", &path, e))?;
+            Ok((t, Stamp::of(&meta)))
         })
     }
 }
