@@ -585,11 +585,7 @@ impl KeyRecords {
 
     /// [`KeyRecords::use_version`] without the lock or a read: when the record file is unchanged
     /// since it was last read and no scheduled change is due. `None`: take the slow path.
-    fn use_hot(
-        &self,
-        id: &str,
-        version: Option<u32>,
-    ) -> Result<Option<Material>, KeyError> {
+    fn use_hot(&self, id: &str, version: Option<u32>) -> Result<Option<Material>, KeyError> {
         let mut hot = lock(&self.hot);
         let Some(h) = hot.get_mut(id) else {
             return Ok(None);
