@@ -17,10 +17,11 @@
 //!   encrypts the DEK on the token with the context as AAD; `AesKwpHmac` wraps the DEK with `CKM_AES_KEY_WRAP_PAD`
 //!   (RFC 5649) and binds the encryption context with HMAC-SHA-256 under a key derived from the DEK,
 //!   checked after unwrap (the binding the engine's design gives for mechanisms without AAD).
-//! - **DEKs in host memory** are only ever in `Zeroizing` buffers (one gap: see
-//!   [`Binding::AesKwpHmac`]). A wrap imports the DEK as a session object, wraps it and destroys it
-//!   at once; an unwrap creates a session object, reads its value into `Zeroizing` memory and
-//!   destroys it at once.
+//! - **DEKs in host memory** are only ever in `Zeroizing` buffers. With [`Binding::AesKwpHmac`] a
+//!   wrap imports the DEK as a session object (from a template wiped right after), wraps it and
+//!   destroys it at once; an unwrap creates a session object, reads its value with the module's own
+//!   `C_GetAttributeValue` straight into `Zeroizing` memory (cryptoki's `get_attributes` would leave
+//!   a copy in freed memory) and destroys it at once.
 //! - **Sessions**: one `C_Initialize` per module per process, a pool of read-write sessions shared by
 //!   all threads, login once (PKCS#11 logs the whole application in). A session that saw a failure
 //!   is closed, never pooled (it may hold an unfinished operation). A call that fails because the
@@ -33,10 +34,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function, Pkcs11};
-use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::error::{Error as CkError, Rv, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -59,8 +60,8 @@ pub const ALG_HSM_GCM: &str = "AES256-GCM-HSM";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binding {
     /// `CKM_AES_KEY_WRAP_PAD`, plus an HMAC-SHA-256 of the context under a key derived from the DEK.
-    /// Known gap: the unwrapped DEK is read back with `C_GetAttributeValue`, and the `cryptoki`
-    /// crate copies attribute values out of a buffer it frees without zeroing.
+    /// The unwrapped DEK is a session object, read with `C_GetAttributeValue` straight into zeroizing
+    /// memory and destroyed at once.
     AesKwpHmac,
     /// `CKM_AES_GCM` on the token with the context as AAD: checked inside the HSM.
     HsmGcm,
@@ -266,6 +267,8 @@ struct Token {
     pool_size: usize,
     /// KEK handles found so far, by key id and version.
     keks: Mutex<HashMap<String, Vec<(u32, ObjectHandle)>>>,
+    /// `C_GetAttributeValue`, called directly to read unwrapped DEKs into zeroizing memory.
+    raw: RawGetValue,
     /// The `CKA_ID` of this keyring's KEKs: random, made with its records. Keyrings in other homes
     /// on the same token never see (or destroy) each other's KEKs, whatever their key ids.
     namespace: Vec<u8>,
@@ -280,6 +283,7 @@ impl Token {
     fn open(config: &Pkcs11Config, dir: &Path) -> Result<Self, KeyError> {
         let namespace = namespace(dir)?;
         let ctx = context(&config.module)?;
+        let raw = RawGetValue::load(&config.module)?;
         let slots = ctx.get_slots_with_token().map_err(|e| device(&e))?;
         let slot = slots
             .into_iter()
@@ -298,6 +302,7 @@ impl Token {
             pool: Mutex::new(Vec::new()),
             pool_size: config.pool_size.max(1),
             keks: Mutex::new(HashMap::new()),
+            raw,
             namespace,
         };
         // Log in now, so a wrong PIN is reported when the provider is opened.
@@ -412,6 +417,77 @@ impl Token {
                 Ok(*h)
             }
             _ => Err(Fail::NoKek(label)),
+        }
+    }
+}
+
+/// The module's `C_GetAttributeValue`, called directly: cryptoki's `get_attributes` copies a value
+/// out of a buffer it frees without wiping, and an unwrapped DEK must only ever sit in zeroizing
+/// memory.
+struct RawGetValue {
+    get_attribute_value: unsafe extern "C" fn(
+        cryptoki_sys::CK_SESSION_HANDLE,
+        cryptoki_sys::CK_OBJECT_HANDLE,
+        *mut cryptoki_sys::CK_ATTRIBUTE,
+        cryptoki_sys::CK_ULONG,
+    ) -> cryptoki_sys::CK_RV,
+    // Keeps the module mapped while the function pointer is in use.
+    _module: libloading::Library,
+}
+
+impl RawGetValue {
+    fn load(module: &Path) -> Result<Self, KeyError> {
+        let fail =
+            |what: String| KeyError::Io(format!("PKCS#11 module {}: {what}", module.display()));
+        // SAFETY: this is the module cryptoki has loaded and initialised already: the loader hands
+        // back the same mapping (reference-counted), so no initialiser runs a second time.
+        let lib = unsafe { libloading::Library::new(module) }.map_err(|e| fail(e.to_string()))?;
+        // SAFETY: every PKCS#11 module exports C_GetFunctionList with exactly this signature.
+        let get_list: libloading::Symbol<
+            unsafe extern "C" fn(*mut *mut cryptoki_sys::CK_FUNCTION_LIST) -> cryptoki_sys::CK_RV,
+        > = unsafe { lib.get(b"C_GetFunctionList\0") }.map_err(|e| fail(e.to_string()))?;
+        let mut list: *mut cryptoki_sys::CK_FUNCTION_LIST = std::ptr::null_mut();
+        // SAFETY: `list` is a valid place for the module to write its table's address to.
+        let rv = unsafe { get_list(&mut list) };
+        if rv != cryptoki_sys::CKR_OK || list.is_null() {
+            let code = match Rv::from(rv) {
+                Rv::Error(e) => ckr_name(e),
+                Rv::Ok => "no function table".into(),
+            };
+            return Err(fail(format!("C_GetFunctionList failed: {code}")));
+        }
+        // SAFETY: the module returned a non-null pointer to its function table, which lives as long
+        // as the module stays loaded (`_module` keeps it so).
+        let get_attribute_value = unsafe { (*list).C_GetAttributeValue }
+            .ok_or_else(|| fail("no C_GetAttributeValue".into()))?;
+        Ok(RawGetValue {
+            get_attribute_value,
+            _module: lib,
+        })
+    }
+
+    /// `CKA_VALUE` of `obj` if it is 32 bytes long, read straight into zeroizing memory; `None` if
+    /// it is another length.
+    fn value32(
+        &self,
+        s: &Session,
+        obj: ObjectHandle,
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CkError> {
+        let mut value = Zeroizing::new([0u8; 32]);
+        let mut attr = cryptoki_sys::CK_ATTRIBUTE {
+            type_: cryptoki_sys::CKA_VALUE,
+            pValue: value.as_mut_ptr().cast(),
+            ulValueLen: 32,
+        };
+        // SAFETY: the session and object handles come from live cryptoki objects of this module,
+        // and the one attribute points at 32 writable bytes and says so.
+        let rv = unsafe { (self.get_attribute_value)(s.handle(), obj.handle(), &mut attr, 1) };
+        match Rv::from(rv) {
+            Rv::Error(RvError::BufferTooSmall) => Ok(None),
+            r => {
+                r.into_result(Function::GetAttributeValue)?;
+                Ok((attr.ulValueLen == 32).then_some(value))
+            }
         }
     }
 }
@@ -647,16 +723,9 @@ impl Pkcs11Provider {
                     )) => return Ok(None),
                     Err(e) => return Err(e.into()),
                 };
-                let value = s.get_attributes(obj, &[AttributeType::Value]);
+                let value = self.token.raw.value32(s, obj);
                 let destroyed = s.destroy_object(obj);
-                let mut attrs = value?;
-                let mut dek = None;
-                for a in &mut attrs {
-                    if let Attribute::Value(v) = a {
-                        dek = DataKey::try_from_slice(v).ok();
-                        v.zeroize();
-                    }
-                }
+                let dek = value?.map(|v| DataKey::from_bytes(&v));
                 destroyed.map_err(Fail::Cleanup)?;
                 Ok(dek)
             })?
