@@ -3,7 +3,9 @@
 //! cache on for the HSM and KMS providers, off for the local keyring). Relative paths in the config
 //! file are taken from `$SSEKIT_HOME`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use ssekit::keys::{CachePolicy, CachingProvider, KeyError, KeyProvider, KeySpec, LocalKeyring};
@@ -71,6 +73,8 @@ pub struct Providers {
     home: PathBuf,
     flags: ProviderFlags,
     file: FileConfig,
+    /// Each provider is opened once (a KMS client, a PKCS#11 login), however many objects use it.
+    opened: Mutex<HashMap<String, Arc<dyn KeyProvider>>>,
 }
 
 const NAMES: &str = "local, pkcs11 or kms";
@@ -99,7 +103,12 @@ impl Providers {
         {
             return Err(format!("--cache `{c}`: use on or off"));
         }
-        Ok(Providers { home, flags, file })
+        Ok(Providers {
+            home,
+            flags,
+            file,
+            opened: Mutex::default(),
+        })
     }
 
     pub fn home(&self) -> &Path {
@@ -118,7 +127,7 @@ impl Providers {
 
     /// The provider to open an object's key with: the one that wrapped it, unless `--provider`
     /// says otherwise (then they must agree).
-    pub fn for_wrapped(&self, provider: &str) -> Result<Box<dyn KeyProvider>, String> {
+    pub fn for_wrapped(&self, provider: &str) -> Result<Arc<dyn KeyProvider>, String> {
         if let Some(p) = &self.flags.provider
             && p != provider
         {
@@ -130,12 +139,16 @@ impl Providers {
     }
 
     /// Opens the chosen provider.
-    pub fn open_chosen(&self) -> Result<Box<dyn KeyProvider>, String> {
+    pub fn open_chosen(&self) -> Result<Arc<dyn KeyProvider>, String> {
         self.open(&self.chosen())
     }
 
-    /// Opens provider `name`, under the data-key cache when it is on.
-    pub fn open(&self, name: &str) -> Result<Box<dyn KeyProvider>, String> {
+    /// Provider `name`, under the data-key cache when it is on; opened on first use.
+    pub fn open(&self, name: &str) -> Result<Arc<dyn KeyProvider>, String> {
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = opened.get(name) {
+            return Ok(p.clone());
+        }
         let provider: Box<dyn KeyProvider> = match name {
             "local" => Box::new(
                 LocalKeyring::open(&self.home)
@@ -157,11 +170,13 @@ impl Providers {
                 .cache
                 .unwrap_or_else(|| CachePolicy::default_for(name).is_some()),
         };
-        Ok(if cache {
-            Box::new(CachingProvider::new(provider, CachePolicy::default()))
+        let provider: Arc<dyn KeyProvider> = if cache {
+            Arc::new(CachingProvider::new(provider, CachePolicy::default()))
         } else {
-            provider
-        })
+            Arc::from(provider)
+        };
+        opened.insert(name.to_owned(), provider.clone());
+        Ok(provider)
     }
 
     fn pkcs11_config(&self) -> Result<Pkcs11Config, String> {

@@ -598,6 +598,36 @@ macro_rules! lifecycle_from_records {
     };
 }
 
+/// Checks a key name as a provider allows it: 1 to `max` bytes, each an ASCII letter or digit or
+/// one of `extra`, not starting with `bad_prefix`.
+///
+/// # Errors
+///
+/// [`KeyError::Malformed`]: "invalid {what} `{id}`: {rule}".
+pub fn check_name(
+    id: &str,
+    max: usize,
+    extra: &[u8],
+    bad_prefix: &str,
+    what: &str,
+    rule: &str,
+) -> Result<(), KeyError> {
+    let ok = !id.is_empty()
+        && id.len() <= max
+        && !id.starts_with(bad_prefix)
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::Malformed(format!(
+            "invalid {what} `{}`: {rule}",
+            id.escape_debug()
+        )))
+    }
+}
+
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn format_time(unix: u64) -> String {
     let days = unix / 86_400;

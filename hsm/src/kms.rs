@@ -482,20 +482,14 @@ fn plaintext_key(plaintext: Option<Blob>, call: &str) -> Result<DataKey, KeyErro
 
 /// KMS alias names: 1 to 250 of A-Z a-z 0-9 / _ - (the `alias/` prefix is added here).
 fn check_alias(id: &str) -> Result<(), KeyError> {
-    let ok = !id.is_empty()
-        && id.len() <= 250
-        && !id.starts_with("aws/")
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(KeyError::Malformed(format!(
-            "invalid KMS key name `{}`: use 1 to 250 of A-Z a-z 0-9 / _ - (not starting with aws/)",
-            id.escape_debug()
-        )))
-    }
+    ssekit_engine::keys::check_name(
+        id,
+        250,
+        b"/_-",
+        "aws/",
+        "KMS key name",
+        "use 1 to 250 of A-Z a-z 0-9 / _ - (not starting with aws/)",
+    )
 }
 
 impl KeyProvider for KmsProvider {

@@ -382,20 +382,14 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
 
 /// Checks a key id: 1..=64 characters from `A-Z a-z 0-9 . _ -`, not starting with a dot.
 pub(crate) fn check_id(id: &str) -> Result<(), KeyError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && !id.starts_with('.')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(KeyError::Malformed(format!(
-            "invalid key id `{}`: use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with a dot)",
-            id.escape_debug()
-        )))
-    }
+    super::check_name(
+        id,
+        64,
+        b"._-",
+        ".",
+        "key id",
+        "use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with a dot)",
+    )
 }
 
 fn wrap_aad(id: &str, version: u32, context: &EncryptionContext) -> Vec<u8> {
