@@ -197,3 +197,23 @@ fn the_cache_answers_repeated_reads_without_a_kms_call() {
     let s = c.stats();
     assert_eq!((s.hits, s.provider_calls), (49, 1));
 }
+
+#[test]
+fn no_key_bytes_in_debug_or_errors() {
+    let p = provider();
+    let id = create(&p, "leak");
+    let c = ctx(&[("bucket", "b")]);
+    let (dek, w) = p.generate_data_key(&id, &c).unwrap();
+    let hex: String = dek.expose().iter().map(|b| format!("{b:02x}")).collect();
+    let dec: String = format!("{:?}", dek.expose());
+    let err = p.unwrap(&w, &ctx(&[])).unwrap_err();
+    for text in [
+        format!("{dek:?}"),
+        format!("{w:?}"),
+        format!("{err:?} {err}"),
+        format!("{:?}", ssekit_hsm::KmsConfig::from_env()),
+    ] {
+        assert!(!text.contains(&hex) && !text.contains(&dec), "{text}");
+    }
+    assert_eq!(format!("{dek:?}"), "DataKey(..)");
+}

@@ -203,3 +203,32 @@ fn keyrings_sharing_a_token_keep_their_keks_apart() {
     let a = Pkcs11Provider::open(&config(home_a.path(), Binding::HsmGcm)).unwrap();
     assert_eq!(a.unwrap(&w, &c).unwrap().expose(), dek.expose());
 }
+
+#[test]
+fn the_cache_answers_repeated_reads_without_an_hsm_call() {
+    let home = tempfile::tempdir().unwrap();
+    let p = Pkcs11Provider::open(&config(home.path(), Binding::HsmGcm)).unwrap();
+    let c = ssekit_engine::keys::CachingProvider::new(
+        p,
+        ssekit_engine::keys::CachePolicy::default_for("pkcs11").unwrap(),
+    );
+    let id = unique("cache");
+    c.create_key(&KeySpec {
+        id: Some(id.clone()),
+        ..KeySpec::default()
+    })
+    .unwrap();
+    let cx = ctx(&[("bucket", "b")]);
+    let (dek, w) = c.inner().generate_data_key(&id, &cx).unwrap();
+    for _ in 0..50 {
+        assert_eq!(c.unwrap(&w, &cx).unwrap().expose(), dek.expose());
+    }
+    let s = c.stats();
+    assert_eq!((s.hits, s.provider_calls), (49, 1));
+    // Disabling through the cache takes effect at once.
+    c.disable(&id).unwrap();
+    assert_eq!(
+        c.unwrap(&w, &cx).unwrap_err(),
+        KeyError::Disabled(id.clone())
+    );
+}
