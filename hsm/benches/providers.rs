@@ -45,6 +45,11 @@ fn pkcs11(home: &std::path::Path, binding: Binding) -> Pkcs11Provider {
     .unwrap()
 }
 
+/// `cargo bench -- --test`: one pass of everything, no timing.
+fn quick() -> bool {
+    std::env::args().any(|a| a == "--test")
+}
+
 fn key_id(what: &str) -> String {
     format!("bench-{what}-{}", std::process::id())
 }
@@ -147,6 +152,33 @@ fn unwraps(c: &mut Criterion) {
                     )
                 })
             });
+            // The ratio again, the two sides alternating in short rounds so the VM's drift hits
+            // both alike (criterion measures one after the other).
+            let (mut bare, mut ours) = (Duration::ZERO, Duration::ZERO);
+            let (rounds, n) = if quick() { (1, 10) } else { (20, 1000) };
+            for _ in 0..rounds {
+                bare += spread(
+                    n,
+                    threads,
+                    || raw_session(&label),
+                    |(_, s, kek)| bare_unwrap(binding, s, *kek, &w, &aad),
+                );
+                ours += spread(
+                    n,
+                    threads,
+                    || (),
+                    |()| {
+                        black_box(p.unwrap(&w, &cx).unwrap());
+                    },
+                );
+            }
+            let rate = |t: Duration| (rounds as u64 * n) as f64 / t.as_secs_f64();
+            println!(
+                "interleaved unwrap_softhsm2/{name}/{threads}t: bare {:.0}/s, provider {:.0}/s, ratio {:.3}",
+                rate(bare),
+                rate(ours),
+                rate(ours) / rate(bare)
+            );
         }
     }
     // Repeated reads of one object with the cache on: no HSM call after the first.

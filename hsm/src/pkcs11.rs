@@ -239,6 +239,10 @@ fn recovery(e: &Fail) -> Recovery {
         // C_DecryptInit, C_GenerateKey were seen). Retrying is bounded by ATTEMPTS; a GCM tag
         // mismatch (also this code, from C_Decrypt) is handled before it gets here.
         RvError::GeneralError => Recovery::Login,
+        // SoftHSM2 has answered a logout with these too. The session's own state cannot settle it:
+        // another thread may have logged the application back in by the time it is asked. A real
+        // template error fails again on every try and is returned after ATTEMPTS.
+        RvError::TemplateInconsistent | RvError::FunctionFailed => Recovery::Login,
         _ => Recovery::None,
     }
 }
