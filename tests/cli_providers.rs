@@ -313,3 +313,39 @@ fn multipart_with_each_providers_data_key() {
         );
     }
 }
+
+#[test]
+fn kms_without_credentials_or_server_says_so_in_one_line() {
+    let (_d, home) = home();
+    let run = |creds: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ssekit"));
+        c.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("HOME", &home)
+            .args(["--home"])
+            .arg(&home)
+            .args([
+                "key",
+                "list",
+                "--provider",
+                "kms",
+                "--kms-region",
+                "us-east-1",
+            ])
+            // Nothing listens on the discard port.
+            .args(["--kms-endpoint", "http://127.0.0.1:9"]);
+        if creds {
+            c.env("AWS_ACCESS_KEY_ID", "x")
+                .env("AWS_SECRET_ACCESS_KEY", "y");
+        }
+        c.output().unwrap()
+    };
+    fails(&run(false), "kms:ListAliases failed: no AWS credentials");
+    fails(
+        &run(true),
+        "the key service is unavailable (could not reach the endpoint: Connection refused",
+    );
+}

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_kms::Client;
 use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -336,23 +337,27 @@ impl KmsProvider {
             SdkError::ServiceError(se) => se.raw().status().as_u16(),
             SdkError::TimeoutError(_) => return unavailable("timed out".into()),
             SdkError::DispatchFailure(d) => {
+                if caused_by::<CredentialsError>(&e) {
+                    // Not the service's fault, and retrying will not help.
+                    return KeyError::Device {
+                        call: call.to_owned(),
+                        code: "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an AWS profile".into(),
+                    };
+                }
                 let what = if d.is_timeout() {
                     "timed out".to_owned()
                 } else {
-                    let mut s = DisplayErrorContext(&e).to_string();
-                    s.truncate(300);
-                    format!("could not reach the endpoint: {s}")
+                    // The operating system's word for it ("Connection refused") where there is one.
+                    let io = sources(&e).find_map(|s| s.downcast_ref::<std::io::Error>());
+                    let why = io.map_or_else(|| one_line(&e), ToString::to_string);
+                    format!("could not reach the endpoint: {why}")
                 };
                 return unavailable(what);
             }
             SdkError::ResponseError(_) => {
                 return unavailable("the answer could not be read".into());
             }
-            _ => {
-                let mut s = DisplayErrorContext(&e).to_string();
-                s.truncate(300);
-                return KeyError::Malformed(format!("{call}: {s}"));
-            }
+            _ => return KeyError::Malformed(format!("{call}: {}", one_line(&e))),
         };
         let code = e.code().unwrap_or("UnknownError").to_owned();
         let message = e.message().unwrap_or_default().to_owned();
@@ -462,6 +467,36 @@ fn state_of(meta: &KeyMetadata) -> KeyState {
         // Disabled, PendingImport, Unavailable and anything newer: not usable now.
         _ => KeyState::Disabled,
     }
+}
+
+/// `e` and its chain of sources.
+fn sources<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |err| err.source())
+}
+
+/// Whether `T` is anywhere in `e`'s chain of sources.
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    sources(e).any(|err| err.is::<T>())
+}
+
+/// An SDK error with its causes, on one line and at most 300 bytes.
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = DisplayErrorContext(e)
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if s.len() > 300 {
+        let mut cut = 300;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
 }
 
 fn bad_answer(call: &str, what: &str) -> KeyError {
