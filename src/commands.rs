@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::pipe::{ReadAhead, WriteBehind};
-use crate::providers::{Providers, ensure_key};
+use crate::providers::Providers;
 use ssekit::keys::{
     EncryptionContext, KeyError, KeyInfo, KeyProvider, KeySpec, KeyState, LocalKeyring, WrappedKey,
     format_time,
@@ -178,7 +178,7 @@ pub fn put(
     let (id, mode) = match key_id {
         Some(id) => (id, SseMode::SseKms),
         None => {
-            ensure_key(&*ring, DEFAULT_KEY).map_err(|e| e.to_string())?;
+            ring.ensure_key(DEFAULT_KEY).map_err(|e| e.to_string())?;
             (DEFAULT_KEY, SseMode::SseS3)
         }
     };

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
-use ssekit::keys::{CachePolicy, CachingProvider, KeyError, KeyProvider, KeySpec, LocalKeyring};
+use ssekit::keys::{CachePolicy, CachingProvider, KeyProvider, LocalKeyring};
 use ssekit_hsm::{KmsConfig, KmsProvider, Pkcs11Config, Pkcs11Provider};
 use zeroize::Zeroizing;
 
@@ -266,20 +266,4 @@ impl Providers {
 
 fn read_pin(path: &Path) -> Result<Zeroizing<String>, String> {
     Pkcs11Config::read_pin_file(path).map_err(|e| e.to_string())
-}
-
-/// Makes sure key `id` exists (the default key of `put`, made on first use).
-pub fn ensure_key(p: &dyn KeyProvider, id: &str) -> Result<(), KeyError> {
-    match p.describe(id) {
-        Ok(_) => Ok(()),
-        Err(KeyError::NotFound(_)) => match p.create_key(&KeySpec {
-            id: Some(id.to_owned()),
-            description: "created on first use".into(),
-            rotation_period_days: None,
-        }) {
-            Ok(_) | Err(KeyError::AlreadyExists(_)) => Ok(()),
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    }
 }

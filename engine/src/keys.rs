@@ -187,8 +187,10 @@ impl fmt::Debug for WrappedKey {
     }
 }
 
-/// A KEK's lifecycle state, as KMS defines it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A KEK's lifecycle state, as KMS defines it. Serialised (in key records) with its name in a
+/// `state` field, beside `delete_at` for a pending deletion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state")]
 pub enum KeyState {
     /// Usable for every operation.
     Enabled,
@@ -201,6 +203,25 @@ pub enum KeyState {
     },
     /// Destroyed: its objects can never be opened again.
     Destroyed,
+}
+
+impl KeyState {
+    /// Refuses a key `id` in this state unless it is enabled, with the state's typed error.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Disabled`], [`KeyError::PendingDeletion`] or [`KeyError::Destroyed`].
+    pub fn require_enabled(self, id: &str) -> Result<(), KeyError> {
+        match self {
+            KeyState::Enabled => Ok(()),
+            KeyState::Disabled => Err(KeyError::Disabled(id.to_owned())),
+            KeyState::PendingDeletion { delete_at } => Err(KeyError::PendingDeletion {
+                id: id.to_owned(),
+                delete_at,
+            }),
+            KeyState::Destroyed => Err(KeyError::Destroyed(id.to_owned())),
+        }
+    }
 }
 
 impl fmt::Display for KeyState {
@@ -231,25 +252,6 @@ pub struct KeyInfo {
     pub rotated: u64,
     /// Automatic rotation period in days, if any.
     pub rotation_period_days: Option<u32>,
-}
-
-impl KeyInfo {
-    /// Refuses a key that is not enabled, with the state's typed error.
-    ///
-    /// # Errors
-    ///
-    /// [`KeyError::Disabled`], [`KeyError::PendingDeletion`] or [`KeyError::Destroyed`].
-    pub fn require_enabled(&self) -> Result<(), KeyError> {
-        match self.state {
-            KeyState::Enabled => Ok(()),
-            KeyState::Disabled => Err(KeyError::Disabled(self.id.clone())),
-            KeyState::PendingDeletion { delete_at } => Err(KeyError::PendingDeletion {
-                id: self.id.clone(),
-                delete_at,
-            }),
-            KeyState::Destroyed => Err(KeyError::Destroyed(self.id.clone())),
-        }
-    }
 }
 
 /// What a new KEK should look like.
@@ -490,6 +492,26 @@ pub trait KeyProvider: Send + Sync {
         }
         let dek = self.unwrap(wrapped, context)?;
         self.wrap(&wrapped.key_id, &dek, context).map(Some)
+    }
+
+    /// Creates `key_id` with defaults if it does not exist (the CLI's `default` key, made on first
+    /// use); returns its info. Two callers racing both succeed.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyProvider::describe`] and [`KeyProvider::create_key`].
+    fn ensure_key(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        match self.describe(key_id) {
+            Err(KeyError::NotFound(_)) => match self.create_key(&KeySpec {
+                id: Some(key_id.to_owned()),
+                description: "created on first use".into(),
+                rotation_period_days: None,
+            }) {
+                Err(KeyError::AlreadyExists(_)) => self.describe(key_id),
+                other => other,
+            },
+            other => other,
+        }
     }
 }
 

@@ -386,23 +386,15 @@ impl KmsProvider {
 
     /// The typed error for a key KMS says is in the wrong state: the state is read back.
     fn state_error(&self, id: &str, data: bool) -> KeyError {
-        let info = match self.describe_meta(id) {
-            Ok(meta) => KeyInfo {
-                id: id.to_owned(),
-                description: String::new(),
-                state: state_of(&meta),
-                current_version: 0,
-                created: 0,
-                rotated: 0,
-                rotation_period_days: None,
-            },
+        let state = match self.describe_meta(id) {
+            Ok(meta) => state_of(&meta),
             Err(e) => return e,
         };
-        match (data, info.require_enabled()) {
+        match (data, state.require_enabled(id)) {
             (true, Err(e)) => e,
-            (_, _) => KeyError::InvalidState {
+            _ => KeyError::InvalidState {
                 id: id.to_owned(),
-                state: info.state.to_string(),
+                state: state.to_string(),
             },
         }
     }
@@ -715,7 +707,7 @@ impl KeyProvider for KmsProvider {
     fn rotate(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
         let meta = self.describe_meta(key_id)?;
         let mut info = self.info(key_id, &meta)?;
-        info.require_enabled()?;
+        info.state.require_enabled(key_id)?;
         self.call("kms:RotateKeyOnDemand", key_id, true, || {
             self.client
                 .rotate_key_on_demand()

@@ -64,15 +64,6 @@ impl Clock for SystemClock {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(tag = "state")]
-enum StoredState {
-    Enabled,
-    Disabled,
-    PendingDeletion { delete_at: u64 },
-    Destroyed,
-}
-
 #[derive(Serialize, Deserialize)]
 struct Version {
     version: u32,
@@ -93,7 +84,7 @@ struct Record {
     description: String,
     created: u64,
     #[serde(flatten)]
-    state: StoredState,
+    state: KeyState,
     rotation_period_days: Option<u32>,
     versions: Vec<Version>,
 }
@@ -104,14 +95,7 @@ impl Record {
         KeyInfo {
             id: self.id.clone(),
             description: self.description.clone(),
-            state: match self.state {
-                StoredState::Enabled => KeyState::Enabled,
-                StoredState::Disabled => KeyState::Disabled,
-                StoredState::PendingDeletion { delete_at } => {
-                    KeyState::PendingDeletion { delete_at }
-                }
-                StoredState::Destroyed => KeyState::Destroyed,
-            },
+            state: self.state,
             current_version: newest.map_or(0, |v| v.version),
             created: self.created,
             rotated: newest.map_or(self.created, |v| v.created),
@@ -121,15 +105,7 @@ impl Record {
 
     /// Refuses use unless enabled, with the typed error of the state it is in.
     fn require_enabled(&self) -> Result<(), KeyError> {
-        match self.state {
-            StoredState::Enabled => Ok(()),
-            StoredState::Disabled => Err(KeyError::Disabled(self.id.clone())),
-            StoredState::PendingDeletion { delete_at } => Err(KeyError::PendingDeletion {
-                id: self.id.clone(),
-                delete_at,
-            }),
-            StoredState::Destroyed => Err(KeyError::Destroyed(self.id.clone())),
-        }
+        self.state.require_enabled(&self.id)
     }
 
     /// Adds the next version, made by `store`.
@@ -170,21 +146,26 @@ impl Record {
     /// Returns true when the record changed and must be written.
     fn refresh(&mut self, now: u64, store: &dyn VersionStore) -> Result<bool, KeyError> {
         match self.state {
-            StoredState::PendingDeletion { delete_at } if now >= delete_at => {
+            KeyState::PendingDeletion { delete_at } if now >= delete_at => {
                 let versions: Vec<u32> = self.versions.iter().map(|v| v.version).collect();
                 store.destroy_versions(&self.id, &versions)?;
                 self.versions.clear();
-                self.state = StoredState::Destroyed;
+                self.state = KeyState::Destroyed;
                 Ok(true)
             }
-            StoredState::Enabled => match self.rotation_period_days {
-                Some(days) if now >= self.info().rotated.saturating_add(u64::from(days) * DAY) => {
-                    self.add_version(now, store)?;
-                    Ok(true)
-                }
-                _ => Ok(false),
-            },
+            KeyState::Enabled if now >= self.next_rotation() => {
+                self.add_version(now, store)?;
+                Ok(true)
+            }
             _ => Ok(false),
+        }
+    }
+
+    /// When the rotation schedule makes the next version (Unix seconds); never without one.
+    fn next_rotation(&self) -> u64 {
+        match self.rotation_period_days {
+            Some(days) => self.info().rotated.saturating_add(u64::from(days) * DAY),
+            None => u64::MAX,
         }
     }
 }
@@ -445,15 +426,6 @@ impl LocalKeyring {
         &self.records.dir
     }
 
-    /// Creates `id` with defaults if it does not exist (the CLI's `default` key); returns its info.
-    ///
-    /// # Errors
-    ///
-    /// As [`KeyProvider::create_key`].
-    pub fn ensure_key(&self, id: &str) -> Result<KeyInfo, KeyError> {
-        self.records.ensure(id)
-    }
-
     /// The AES-256-GCM key of `id`'s `version` (the newest when `None`), if the key is enabled.
     fn kek(&self, id: &str, version: Option<u32>) -> Result<(u32, Aes256Gcm), KeyError> {
         let (version, material) = self.records.use_version(id, version)?;
@@ -552,15 +524,12 @@ impl KeyRecords {
         if let Some(hit) = self.use_hot(id, version)? {
             return Ok(hit);
         }
-        let ((v, material, hot), stamp) = self.update_stamped(id, |rec, now| {
+        let ((v, material, hot), stamp) = self.update_stamped(id, |rec, _| {
             rec.require_enabled()?;
-            let v = version.unwrap_or(rec.info().current_version);
+            let current = rec.info().current_version;
+            let v = version.unwrap_or(current);
             let material = rec.material(v)?;
-            let until = match rec.rotation_period_days {
-                Some(days) => rec.info().rotated.saturating_add(u64::from(days) * DAY),
-                None => u64::MAX,
-            };
-            let hot = (until.max(now), rec.info().current_version, rec.materials()?);
+            let hot = (rec.next_rotation(), current, rec.materials()?);
             Ok(((v, material, hot), false))
         })?;
         let (until, current, materials) = hot;
@@ -605,25 +574,6 @@ impl KeyRecords {
             .map(|(_, m)| (v, m.clone())))
     }
 
-    /// Creates `id` with defaults if it does not exist; returns its info.
-    ///
-    /// # Errors
-    ///
-    /// As [`KeyProvider::create_key`].
-    pub fn ensure(&self, id: &str) -> Result<KeyInfo, KeyError> {
-        match self.describe(id) {
-            Err(KeyError::NotFound(_)) => match self.create(&KeySpec {
-                id: Some(id.to_owned()),
-                description: "created on first use".into(),
-                rotation_period_days: None,
-            }) {
-                Err(KeyError::AlreadyExists(_)) => self.describe(id),
-                other => other,
-            },
-            other => other,
-        }
-    }
-
     /// Enable or disable: allowed between those two states only.
     ///
     /// # Errors
@@ -631,21 +581,21 @@ impl KeyRecords {
     /// [`KeyError::InvalidState`] when pending deletion, [`KeyError::Destroyed`].
     pub fn set_enabled(&self, key_id: &str, on: bool) -> Result<KeyInfo, KeyError> {
         let want = if on {
-            StoredState::Enabled
+            KeyState::Enabled
         } else {
-            StoredState::Disabled
+            KeyState::Disabled
         };
         self.update(key_id, |rec, _| match rec.state {
-            StoredState::Enabled | StoredState::Disabled => {
+            KeyState::Enabled | KeyState::Disabled => {
                 let changed = rec.state != want;
                 rec.state = want;
                 Ok((rec.info(), changed))
             }
-            StoredState::PendingDeletion { .. } => Err(KeyError::InvalidState {
+            KeyState::PendingDeletion { .. } => Err(KeyError::InvalidState {
                 id: rec.id.clone(),
                 state: "pending deletion (cancel the deletion first)".into(),
             }),
-            StoredState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
+            KeyState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
         })
     }
 
@@ -745,7 +695,7 @@ impl KeyRecords {
                 id: id.clone(),
                 description: spec.description.clone(),
                 created: now,
-                state: StoredState::Enabled,
+                state: KeyState::Enabled,
                 rotation_period_days: spec.rotation_period_days,
                 versions: Vec::new(),
             };
@@ -807,17 +757,17 @@ impl KeyRecords {
             return Err(KeyError::InvalidDeletionWindow(days));
         }
         self.update(key_id, |rec, now| match rec.state {
-            StoredState::Enabled | StoredState::Disabled => {
-                rec.state = StoredState::PendingDeletion {
+            KeyState::Enabled | KeyState::Disabled => {
+                rec.state = KeyState::PendingDeletion {
                     delete_at: now + u64::from(days) * DAY,
                 };
                 Ok((rec.info(), true))
             }
-            StoredState::PendingDeletion { .. } => Err(KeyError::InvalidState {
+            KeyState::PendingDeletion { .. } => Err(KeyError::InvalidState {
                 id: rec.id.clone(),
                 state: "already pending deletion".into(),
             }),
-            StoredState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
+            KeyState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
         })
     }
 
@@ -828,11 +778,11 @@ impl KeyRecords {
     /// As [`KeyProvider::cancel_deletion`].
     pub fn cancel_deletion(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
         self.update(key_id, |rec, _| match rec.state {
-            StoredState::PendingDeletion { .. } => {
-                rec.state = StoredState::Disabled;
+            KeyState::PendingDeletion { .. } => {
+                rec.state = KeyState::Disabled;
                 Ok((rec.info(), true))
             }
-            StoredState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
+            KeyState::Destroyed => Err(KeyError::Destroyed(rec.id.clone())),
             _ => Err(KeyError::InvalidState {
                 id: rec.id.clone(),
                 state: "not pending deletion".into(),
