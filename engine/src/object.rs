@@ -14,6 +14,9 @@
 //! ```
 //!
 //! - Whole objects in memory: [`seal`], [`seal_into`], [`open`], [`open_into`] (chunks on all cores).
+//! - In place, no second buffer: [`seal_in_place`] and [`open_in_place`] work on a buffer laid out as
+//!   the sealed object, the plaintext in its [`chunk_slots`] (a server reads a request body straight
+//!   into them, or sends a response from them). They move the same bytes as the raw cipher in place.
 //! - Streams: [`SealWriter`] (`std::io::Write`, must be finished) and [`OpenReader`] (`std::io::Read`,
 //!   and `std::io::Seek` when the source seeks), parallel over batches of chunks, memory bounded by
 //!   two batches whatever the object size.
@@ -34,7 +37,7 @@ mod range;
 mod stream;
 
 pub use cobblestone::{
-    CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, chunk_count, plaintext_len, sealed_len,
+    CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, chunk_count, chunk_slots, plaintext_len, sealed_len,
 };
 pub use meta::{
     CONTAINER_MAGIC, CONTAINER_VERSION, FORMAT_VERSION, MAX_META_LEN, MetaError, ObjectMeta,
@@ -214,6 +217,65 @@ pub fn seal_part_into(
     )
 }
 
+/// Seals a single-part object in place: `buf` is [`sealed_len`] of the plaintext long and holds the
+/// plaintext in its [`chunk_slots`]; the header and every chunk's tag are written around it and each
+/// slot is encrypted where it lies. No allocation, no copy: memory traffic is that of
+/// [`Aes256Gcm::par_seal_in_place`](crate::aead::Aes256Gcm::par_seal_in_place).
+///
+/// ```
+/// use ssekit_engine::{keys::DataKey, object};
+///
+/// let dek = DataKey::generate();
+/// let body = vec![7u8; 40_000];
+/// let mut buf = vec![0u8; object::sealed_len(body.len() as u64) as usize];
+/// let mut at = 0;
+/// for slot in object::chunk_slots(body.len()) {
+///     let n = slot.len();
+///     buf[slot].copy_from_slice(&body[at..at + n]); // a server would read the request into it
+///     at += n;
+/// }
+/// object::seal_in_place(&dek, &mut buf).unwrap();
+/// assert_eq!(object::open(&dek, &buf).unwrap(), body);
+/// ```
+///
+/// # Errors
+///
+/// [`Error::BadLayout`] for a length no sealed object has, [`Error::TooLarge`], [`Error::Backend`].
+pub fn seal_in_place(dek: &DataKey, buf: &mut [u8]) -> Result<(), Error> {
+    seal_part_in_place(dek, 0, buf)
+}
+
+/// [`seal_in_place`] for part `part` (1..=10000).
+///
+/// # Errors
+///
+/// As [`seal_in_place`].
+pub fn seal_part_in_place(dek: &DataKey, part: u32, buf: &mut [u8]) -> Result<(), Error> {
+    check_part(part)?;
+    cobblestone::seal_with_salt_in_place(dek.expose(), &part_context(part), &random_salt(), buf)
+}
+
+/// Opens a single-part object in place: on success each chunk's plaintext is in its
+/// [`chunk_slots`] of `buf` and the plaintext length is returned; on any failure every slot is zeroed,
+/// so nothing unauthenticated is left behind.
+///
+/// # Errors
+///
+/// As [`open`].
+pub fn open_in_place(dek: &DataKey, buf: &mut [u8]) -> Result<usize, Error> {
+    open_part_in_place(dek, 0, buf)
+}
+
+/// [`open_in_place`] for part `part`.
+///
+/// # Errors
+///
+/// As [`open`].
+pub fn open_part_in_place(dek: &DataKey, part: u32, buf: &mut [u8]) -> Result<usize, Error> {
+    check_part(part)?;
+    cobblestone::open_in_place(dek.expose(), &part_context(part), buf)
+}
+
 /// Opens a single-part object's data.
 ///
 /// # Errors
@@ -304,6 +366,19 @@ pub fn open_message(input_key: &[u8], context: &[u8], sealed: &[u8]) -> Result<V
     let mut out = vec![0u8; len];
     cobblestone::open_into(input_key, context, sealed, &mut out)?;
     Ok(out)
+}
+
+/// [`open_message`] in place, as [`open_in_place`]: the plaintext is left in the [`chunk_slots`].
+///
+/// # Errors
+///
+/// As [`open_message`].
+pub fn open_message_in_place(
+    input_key: &[u8],
+    context: &[u8],
+    buf: &mut [u8],
+) -> Result<usize, Error> {
+    cobblestone::open_in_place(input_key, context, buf)
 }
 
 /// Seals one raw Cobblestone-256 message with a fresh random salt.

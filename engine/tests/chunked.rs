@@ -146,6 +146,42 @@ fn whole_buffer() {
     assert_eq!((valid, invalid), (10, 25));
 }
 
+/// The in-place interface answers every vector as the whole-buffer one does; on success the slots
+/// hold the message; when a chunk fails, every slot is zero.
+#[test]
+fn in_place() {
+    for v in &vectors() {
+        let whole = object::open_message(&v.key, &v.ctx, &v.ct);
+        let mut buf = v.ct.clone();
+        let r = object::open_message_in_place(&v.key, &v.ctx, &mut buf);
+        match (&whole, r) {
+            (Ok(msg), Ok(n)) => {
+                assert_eq!(n, msg.len(), "tc {}", v.id);
+                let got: Vec<u8> = object::chunk_slots(n)
+                    .flat_map(|s| buf[s].to_vec())
+                    .collect();
+                v.check_message("in place", &got);
+            }
+            (Err(e), Err(f)) => {
+                assert_eq!(*e, f, "tc {}", v.id);
+                // A chunk failed after others opened: nothing of theirs may stay.
+                if let (Error::Tampered { .. }, Ok(n)) =
+                    (f, object::plaintext_len(buf.len() as u64))
+                {
+                    for s in object::chunk_slots(n as usize) {
+                        assert!(
+                            buf[s].iter().all(|&b| b == 0),
+                            "tc {}: plaintext left",
+                            v.id
+                        );
+                    }
+                }
+            }
+            (w, r) => panic!("tc {}: whole {w:?}, in place {r:?}", v.id),
+        }
+    }
+}
+
 /// Reads everything a reader gives until an error or the end; returns the bytes and the error.
 fn drain<R: Read>(r: &mut R) -> (Vec<u8>, Option<std::io::Error>) {
     let mut out = Vec::new();

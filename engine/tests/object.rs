@@ -84,7 +84,91 @@ fn round_trips_at_every_size_and_interface() {
         let mut out = vec![0u8; n];
         object::open_into(&dek, &sealed, &mut out).unwrap();
         assert_eq!(out, pt);
+        // In place: sealed where the plaintext lies, opened by every other interface, and back.
+        let mut buf = slotted(&pt);
+        object::seal_in_place(&dek, &mut buf).unwrap();
+        assert_eq!(object::open(&dek, &buf).unwrap(), pt, "in place n={n}");
+        let mut buf = sealed.clone();
+        assert_eq!(object::open_in_place(&dek, &mut buf).unwrap(), n);
+        assert_eq!(from_slots(&buf, n), pt, "open in place n={n}");
     }
+}
+
+/// A buffer laid out as the sealed object with `pt` in its chunk slots, the rest junk.
+fn slotted(pt: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0xeeu8; object::sealed_len(pt.len() as u64) as usize];
+    let mut at = 0;
+    for slot in object::chunk_slots(pt.len()) {
+        let n = slot.len();
+        buf[slot].copy_from_slice(&pt[at..at + n]);
+        at += n;
+    }
+    assert_eq!(at, pt.len());
+    buf
+}
+
+fn from_slots(buf: &[u8], n: usize) -> Vec<u8> {
+    object::chunk_slots(n)
+        .flat_map(|s| buf[s].to_vec())
+        .collect()
+}
+
+#[test]
+fn chunk_slots_tile_the_plaintext() {
+    for n in sizes() {
+        let slots: Vec<_> = object::chunk_slots(n).collect();
+        assert_eq!(slots.len(), n.div_ceil(C), "n={n}");
+        assert_eq!(slots.iter().map(|s| s.len()).sum::<usize>(), n);
+        for (i, s) in slots.iter().enumerate() {
+            assert_eq!(s.start, HEADER_LEN + i * SEALED_CHUNK_LEN);
+            // Each slot is followed by its tag, inside the sealed length.
+            assert!(s.end + 16 <= object::sealed_len(n as u64) as usize);
+        }
+    }
+}
+
+#[test]
+fn in_place_rejects_bad_lengths_and_wipes_on_failure() {
+    let dek = DataKey::generate();
+    // No message is 57 bytes long, nor one ending in a full chunk.
+    for len in [
+        0,
+        HEADER_LEN,
+        HEADER_LEN + 15,
+        HEADER_LEN + SEALED_CHUNK_LEN,
+    ] {
+        let mut buf = vec![0u8; len];
+        assert!(matches!(
+            object::seal_in_place(&dek, &mut buf),
+            Err(Error::BadLayout(_))
+        ));
+        assert_eq!(object::open_in_place(&dek, &mut buf), Err(Error::Truncated));
+    }
+    let pt = data(9 * C + 10, 77);
+    let mut sealed = slotted(&pt);
+    object::seal_part_in_place(&dek, 3, &mut sealed).unwrap();
+    // The part number is bound: only part 3 opens it.
+    assert_eq!(
+        object::open_in_place(&dek, &mut sealed.clone()),
+        Err(Error::WrongKey)
+    );
+    let mut ok = sealed.clone();
+    assert_eq!(object::open_part_in_place(&dek, 3, &mut ok), Ok(pt.len()));
+    assert_eq!(from_slots(&ok, pt.len()), pt);
+    // A wrong key is told apart before anything is decrypted.
+    assert_eq!(
+        object::open_part_in_place(&DataKey::generate(), 3, &mut sealed.clone()),
+        Err(Error::WrongKey)
+    );
+    // One flipped byte in the last chunk: every chunk that did open is wiped again.
+    let mut bad = sealed.clone();
+    let at = bad.len() - 20;
+    bad[at] ^= 1;
+    assert_eq!(
+        object::open_part_in_place(&dek, 3, &mut bad),
+        Err(Error::Tampered { chunk: 9 })
+    );
+    assert!(from_slots(&bad, pt.len()).iter().all(|&b| b == 0));
 }
 
 #[test]
@@ -358,6 +442,11 @@ fn one_byte_of_a_gibibyte_object_opens_exactly_one_chunk() {
 fn expect_failure(dek: &DataKey, sealed: &[u8], what: &str) {
     let whole = object::open(dek, sealed);
     assert!(whole.is_err(), "{what}: whole open succeeded");
+    let mut buf = sealed.to_vec();
+    assert!(
+        object::open_in_place(dek, &mut buf).is_err(),
+        "{what}: open in place succeeded"
+    );
     let streamed = std::panic::catch_unwind(|| stream_open(dek, sealed));
     assert!(
         matches!(streamed, Ok(Err(_))),

@@ -1,7 +1,8 @@
-//! Opening arbitrary stored data: whole buffer, streaming and by range, under a fixed data key.
+//! Opening arbitrary stored data: whole buffer, in place, streaming and by range, under a fixed data
+//! key.
 //! The first byte picks a mutation of a valid object (so the fuzzer reaches chunk decryption, not
-//! only the commitment check) or raw input. Nothing may panic; a whole open and a streaming open
-//! must agree on success.
+//! only the commitment check) or raw input. Nothing may panic; a whole open, an open in place and a
+//! streaming open must agree.
 #![no_main]
 
 use std::io::Read;
@@ -54,6 +55,15 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole.is_ok(), streamed.is_ok());
     if let (Ok(a), Ok(b)) = (&whole, &streamed) {
         assert_eq!(a, b);
+    }
+    let mut buf = input.clone();
+    match (object::open_in_place(dek, &mut buf), &whole) {
+        (Ok(n), Ok(a)) => {
+            let got: Vec<u8> = object::chunk_slots(n).flat_map(|s| buf[s].to_vec()).collect();
+            assert_eq!(&got, a);
+        }
+        (Err(e), Err(f)) => assert_eq!(&e, f),
+        (r, w) => panic!("in place {r:?}, whole {w:?}"),
     }
     let first = u64::from(rest.first().copied().unwrap_or(0)) * 300;
     for r in [ByteRange::From(first), ByteRange::Suffix(first + 1), ByteRange::Inclusive { first, last: first + 20_000 }] {

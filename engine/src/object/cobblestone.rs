@@ -3,6 +3,8 @@
 //! holds 16 KiB of plaintext, the last holds less (possibly nothing), each is AES-256-GCM under the
 //! derived key with nonce `base_nonce XOR be96(k)` and no AAD.
 
+use std::ops::Range;
+
 use hmac::{Hmac, Mac};
 use rayon::prelude::*;
 use sha2::Sha512;
@@ -241,6 +243,29 @@ impl MessageKey {
         }
     }
 
+    /// Seals, in place, consecutive chunks `first..` laid out at a stride of [`SEALED_CHUNK_LEN`] in
+    /// `buf` (the last may be shorter, down to a tag alone): each chunk's plaintext is already in its
+    /// first bytes, and its last 16 bytes receive the tag. Runs on the rayon pool when the batch is large.
+    pub(crate) fn seal_chunks_in_place(&self, first: u64, buf: &mut [u8]) {
+        let work = |(i, c): (usize, &mut [u8])| {
+            let (body, tag) = c.split_at_mut(c.len() - TAG_LEN);
+            tag.copy_from_slice(
+                &self
+                    .gcm
+                    .seal_in_place(&self.nonce(first + i as u64), &[], body),
+            );
+        };
+        if buf.len() < PARALLEL_MIN_LEN {
+            buf.chunks_mut(SEALED_CHUNK_LEN).enumerate().for_each(work);
+        } else {
+            let per_task = chunks_per_task(buf.len() / SEALED_CHUNK_LEN);
+            buf.par_chunks_mut(SEALED_CHUNK_LEN)
+                .enumerate()
+                .with_min_len(per_task)
+                .for_each(work);
+        }
+    }
+
     /// Opens, in place, consecutive sealed chunks `first..` laid out at a stride of
     /// [`SEALED_CHUNK_LEN`] in `sealed` (the last may be shorter). Returns how many chunks, from the
     /// first, authenticated: all of them, or the valid prefix and the error of the first that failed.
@@ -298,6 +323,60 @@ pub(crate) fn seal_with_salt_into(
     header.copy_from_slice(&key.header());
     key.seal_chunks_into(0, plaintext, body);
     Ok(())
+}
+
+/// Where each chunk's plaintext sits in a sealed message of `plaintext_len` bytes, as byte ranges of
+/// the message: chunk `i` at `HEADER_LEN + i * SEALED_CHUNK_LEN`, 16 KiB long except the final one. An
+/// empty final chunk has no range.
+pub fn chunk_slots(plaintext_len: usize) -> impl ExactSizeIterator<Item = Range<usize>> {
+    (0..plaintext_len.div_ceil(CHUNK_LEN)).map(move |i| {
+        let start = HEADER_LEN + i * SEALED_CHUNK_LEN;
+        start..start + CHUNK_LEN.min(plaintext_len - i * CHUNK_LEN)
+    })
+}
+
+/// The message length `buf` must have: the plaintext length a whole message of `buf.len()` bytes holds.
+fn in_place_len(buf: &[u8]) -> Result<usize, Error> {
+    plaintext_len(buf.len() as u64).map(|n| n as usize)
+}
+
+/// Seals in place a message whose plaintext the caller has put in its [`chunk_slots`] of `buf` (a
+/// whole message's length, [`sealed_len`] of the plaintext): writes the header and every tag.
+pub(crate) fn seal_with_salt_in_place(
+    input_key: &[u8],
+    context: &[u8],
+    salt: &[u8; SALT_LEN],
+    buf: &mut [u8],
+) -> Result<(), Error> {
+    let len = in_place_len(buf).map_err(|_| {
+        Error::BadLayout("an in-place buffer must be sealed_len(plaintext) bytes long")
+    })?;
+    if chunk_count(len as u64) > MAX_CHUNKS {
+        return Err(Error::TooLarge);
+    }
+    let key = MessageKey::derive(input_key, salt, context)?;
+    let (header, body) = buf.split_at_mut(HEADER_LEN);
+    header.copy_from_slice(&key.header());
+    key.seal_chunks_in_place(0, body);
+    Ok(())
+}
+
+/// Opens a whole message in place, leaving each chunk's plaintext in its [`chunk_slots`]; returns the
+/// plaintext length. The commitment is checked before any chunk; on any failure every slot is zeroed.
+pub(crate) fn open_in_place(
+    input_key: &[u8],
+    context: &[u8],
+    buf: &mut [u8],
+) -> Result<usize, Error> {
+    let len = in_place_len(buf)?;
+    let (header, body) = buf.split_at_mut(HEADER_LEN);
+    let header: &[u8; HEADER_LEN] = (&*header).try_into().expect("HEADER_LEN bytes");
+    let key = MessageKey::for_header(input_key, header, context)?;
+    let (_, result) = key.open_chunks_in_place(0, body);
+    if result.is_err() {
+        body.fill(0);
+    }
+    result.map(|()| len)
 }
 
 /// Opens one whole message into `out` (exactly [`plaintext_len`] bytes). The commitment is checked
