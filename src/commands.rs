@@ -15,8 +15,8 @@ use ssekit::keys::{
     format_time,
 };
 use ssekit::object::{
-    self, ByteRange, ObjectMeta, OpenReader, ReadAt, SealWriter, SseMode, read_container_header,
-    write_container_header,
+    self, ByteRange, ObjectMeta, OpenReader, PartEntry, ReadAt, SealWriter, SseMode,
+    read_container_header, write_container_header,
 };
 
 /// The key `put` uses when no `--key-id` is given; created on first use.
@@ -166,14 +166,51 @@ fn pump(
     Ok(total)
 }
 
+/// Parses `--part-size`: bytes, or a number with K, M or G (binary units).
+fn parse_part_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("--part-size `{s}` must be a byte count such as 8388608, 5M or 1G");
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        _ => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift).filter(|&n| n > 0).ok_or_else(bad)
+}
+
+/// The part table of a `len`-byte input cut into parts of `part_size` (at least one part).
+fn part_table(len: u64, part_size: u64) -> Result<Vec<PartEntry>, String> {
+    let count = len.div_ceil(part_size).max(1);
+    if count > u64::from(object::MAX_PART_NUMBER) {
+        return Err(format!(
+            "--part-size {part_size} cuts {len} bytes into {count} parts; S3 allows at most {}: use a larger size",
+            object::MAX_PART_NUMBER
+        ));
+    }
+    Ok((0..count)
+        .map(|i| PartEntry {
+            number: i as u32 + 1,
+            size: part_size.min(len - i * part_size),
+        })
+        .collect())
+}
+
 pub fn put(
     ps: &Providers,
     input: &str,
     output: &str,
     key_id: Option<&str>,
     context: &[String],
+    part_size: Option<&str>,
 ) -> Outcome {
     let context = parse_context(context)?;
+    let part_size = part_size.map(parse_part_size).transpose()?;
     let ring = ps.open_chosen()?;
     let (id, mode) = match key_id {
         Some(id) => (id, SseMode::SseKms),
@@ -183,6 +220,16 @@ pub fn put(
         }
     };
     let (src, len) = open_input(input)?;
+    // The part table is written before the data, so it needs the size up front.
+    let parts = match (part_size, len) {
+        (None, _) => Vec::new(),
+        (Some(p), Some(n)) => part_table(n, p)?,
+        (Some(_), None) => {
+            return Err(
+                "--part-size needs a file input: the part table is written before the data".into(),
+            );
+        }
+    };
     // With a known size, a cached data key may serve (when the provider has the cache on).
     let (dek, wrapped) = match len {
         Some(n) => ring.generate_data_key_sized(id, &context, n),
@@ -192,10 +239,10 @@ pub fn put(
     let mut out = Output::create(output)?;
     let mut meta = ObjectMeta {
         mode,
-        size: 0,
+        size: parts.iter().map(|p| p.size).sum(),
         context,
         keys: vec![wrapped],
-        parts: Vec::new(),
+        parts,
     };
     // The size is written after the data is sealed: a fixed-width field, so the header keeps its length.
     let header_len = write_container_header(out.file(), &meta).map_err(|e| e.to_string())?;
@@ -203,12 +250,35 @@ pub fn put(
     // Reading, sealing and writing overlap: each on its own thread.
     let size = std::thread::scope(|s| -> Result<u64, String> {
         let mut reader = ReadAhead::spawn(s, src);
-        let writer = WriteBehind::spawn(s, out.file());
-        let mut sealer = SealWriter::new(writer, &dek).map_err(|e| e.to_string())?;
-        pump(&mut reader, &mut sealer, bar.as_ref()).map_err(|e| format!("{input}: {e}"))?;
-        let (writer, size) = sealer.finish().map_err(|e| format!("{output}: {e}"))?;
+        let mut writer = WriteBehind::spawn(s, out.file());
+        if meta.parts.is_empty() {
+            let mut sealer = SealWriter::new(writer, &dek).map_err(|e| e.to_string())?;
+            pump(&mut reader, &mut sealer, bar.as_ref()).map_err(|e| format!("{input}: {e}"))?;
+            let (writer, size) = sealer.finish().map_err(|e| format!("{output}: {e}"))?;
+            writer.finish().map_err(|e| format!("{output}: {e}"))?;
+            return Ok(size);
+        }
+        // One message per part, each under its own part number, back to back.
+        for p in &meta.parts {
+            let mut sealer =
+                SealWriter::new_part(writer, &dek, p.number).map_err(|e| e.to_string())?;
+            pump(&mut (&mut reader).take(p.size), &mut sealer, bar.as_ref())
+                .map_err(|e| format!("{input}: {e}"))?;
+            let (w, n) = sealer.finish().map_err(|e| format!("{output}: {e}"))?;
+            if n != p.size {
+                return Err(format!("{input}: the file shrank while it was read"));
+            }
+            writer = w;
+        }
+        if reader
+            .read(&mut [0u8; 1])
+            .map_err(|e| format!("{input}: {e}"))?
+            != 0
+        {
+            return Err(format!("{input}: the file grew while it was read"));
+        }
         writer.finish().map_err(|e| format!("{output}: {e}"))?;
-        Ok(size)
+        Ok(meta.size)
     })?;
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -340,20 +410,44 @@ fn get_stream(
     out: &mut Output,
 ) -> Outcome {
     check_context(meta, expected, input)?;
-    if !meta.parts.is_empty() {
-        return Err(format!(
-            "{input}: multipart objects are opened by the library, not this command yet"
-        ));
-    }
     let dek = unwrap_dek(ps, meta, input)?;
     let bar = progress(stored, "opening");
+    let fail = |e: io::Error| format!("{input}: {}", object::Error::from(e));
     // Reading, opening and writing overlap: each on its own thread.
     let n = std::thread::scope(|s| -> Result<u64, String> {
-        let mut reader =
-            OpenReader::new(ReadAhead::spawn(s, src), &dek).map_err(|e| format!("{input}: {e}"))?;
+        let mut src = ReadAhead::spawn(s, src);
         let mut w = WriteBehind::spawn(s, out.file());
-        let n = pump(&mut reader, &mut w, bar.as_ref())
-            .map_err(|e| format!("{input}: {}", object::Error::from(e)))?;
+        let mut n = 0;
+        if meta.parts.is_empty() {
+            let mut reader = OpenReader::new(src, &dek).map_err(|e| format!("{input}: {e}"))?;
+            n = pump(&mut reader, &mut w, bar.as_ref()).map_err(fail)?;
+        } else {
+            // The parts' messages back to back, in the table's order, each under its part number.
+            for p in &meta.parts {
+                let stored = object::sealed_len(p.size);
+                let mut reader = OpenReader::new_part((&mut src).take(stored), &dek, p.number)
+                    .map_err(|e| format!("{input}: part {}: {e}", p.number))?;
+                let got = pump(&mut reader, &mut w, bar.as_ref()).map_err(|e| {
+                    format!("{input}: part {}: {}", p.number, object::Error::from(e))
+                })?;
+                if got != p.size {
+                    return Err(format!(
+                        "{input}: part {} holds {got} bytes where the part table says {}: the header was altered",
+                        p.number, p.size
+                    ));
+                }
+                n += got;
+            }
+            if src
+                .read(&mut [0u8; 1])
+                .map_err(|e| format!("{input}: {e}"))?
+                != 0
+            {
+                return Err(format!(
+                    "{input}: data follows the last part: the header was altered"
+                ));
+            }
+        }
         w.finish().map_err(|e| e.to_string())?;
         Ok(n)
     })?;

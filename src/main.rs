@@ -44,6 +44,10 @@ enum Command {
         /// Encryption context pair the data key's wrap is bound to (repeatable).
         #[arg(long = "context", value_name = "KEY=VALUE")]
         context: Vec<String>,
+        /// Seal as an S3 multipart object: parts of SIZE bytes (suffix K, M or G for KiB, MiB, GiB),
+        /// each its own message, numbered from 1; the last part is shorter. Needs a file input.
+        #[arg(long, value_name = "SIZE")]
+        part_size: Option<String>,
     },
     /// Open an object file (`-` = stdin) into a plaintext file (`-` = stdout); its data key is
     /// unwrapped by the provider that wrapped it.
@@ -186,7 +190,15 @@ fn main() -> ExitCode {
             output,
             key_id,
             context,
-        } => commands::put(&ps, &input, &output, key_id.as_deref(), &context),
+            part_size,
+        } => commands::put(
+            &ps,
+            &input,
+            &output,
+            key_id.as_deref(),
+            &context,
+            part_size.as_deref(),
+        ),
         Command::Get {
             input,
             output,

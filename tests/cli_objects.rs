@@ -246,3 +246,82 @@ fn keyring_survives_sigkill_mid_write() {
         assert_eq!(std::fs::read(dir.join("out")).unwrap(), b"kept safe");
     }
 }
+
+#[test]
+fn multipart_objects_put_get_and_ranges() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let data: Vec<u8> = (0..(3 << 20) + 777).map(|i| (i * 7 % 253) as u8).collect();
+    std::fs::write(dir.join("in"), &data).unwrap();
+    for (size, parts) in [("1M", 4), ("16384", 193), ("20000", 158), ("8M", 1)] {
+        let (t, c) = step(dir, &["put", "in", "obj", "--part-size", size]);
+        assert_eq!(c, 0, "{t}");
+        let (t, c) = step(dir, &["inspect", "obj", "--json"]);
+        assert_eq!(c, 0, "{t}");
+        assert_eq!(t.matches("\"number\"").count(), parts, "--part-size {size}");
+        let (t, c) = step(dir, &["get", "obj", "out"]);
+        assert_eq!(c, 0, "{t}");
+        assert!(std::fs::read(dir.join("out")).unwrap() == data, "{size}");
+        // Ranges inside one part and across part boundaries.
+        for (r, want) in [
+            ("0-0", 0..1),
+            ("1048570-1048590", 1048570..1048591),
+            ("16380-40010", 16380..40011),
+            ("-10", data.len() - 10..data.len()),
+            ("3145000-", 3145000..data.len()),
+        ] {
+            let (t, c) = step(dir, &["get", "obj", "part.out", "--range", r]);
+            assert_eq!(c, 0, "{t}");
+            assert!(
+                std::fs::read(dir.join("part.out")).unwrap() == data[want],
+                "{size} {r}"
+            );
+        }
+    }
+    // From a pipe, too.
+    let obj = std::fs::read(dir.join("obj")).unwrap();
+    let mut get = bin()
+        .args(["get", "-", "-"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = get.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&obj).unwrap());
+    let opened = get.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(opened.status.success() && opened.stdout == data);
+    // An empty file is one empty part.
+    std::fs::write(dir.join("empty"), b"").unwrap();
+    assert_eq!(step(dir, &["put", "empty", "e.obj", "--part-size", "5M"]).1, 0);
+    assert_eq!(step(dir, &["get", "e.obj", "e.out"]).1, 0);
+    assert_eq!(std::fs::read(dir.join("e.out")).unwrap(), b"");
+
+    // Two parts of the same size swapped in the stored data: each part's message is bound to its
+    // number, so the object no longer opens, and no output is left.
+    assert_eq!(step(dir, &["put", "in", "obj", "--part-size", "1M"]).1, 0);
+    let mut obj = std::fs::read(dir.join("obj")).unwrap();
+    let stored = (56 + (1 << 20) / 16384 * 16400 + 16) as usize; // a full 1 MiB part's message
+    let data_start = obj.len() - 3 * stored - (56 + 777 + 16);
+    let (a, b) = (data_start, data_start + stored);
+    let first = obj[a..b].to_vec();
+    obj.copy_within(b..b + stored, a);
+    obj[b..b + stored].copy_from_slice(&first);
+    std::fs::write(dir.join("swapped"), &obj).unwrap();
+    let (t, c) = step(dir, &["get", "swapped", "s.out"]);
+    assert_eq!(c, 1, "{t}");
+    assert!(t.contains("stderr: ssekit: swapped: part 1: "), "{t}");
+    assert!(!dir.join("s.out").exists());
+
+    // Errors: stdin has no size to cut, a size that is not one, more than 10,000 parts.
+    let (t, c) = step(dir, &["put", "-", "x", "--part-size", "1M"]);
+    assert!(c == 1 && t.contains("--part-size needs a file input"), "{t}");
+    for bad in ["0", "1X", "M", "99999999999G"] {
+        let (t, c) = step(dir, &["put", "in", "x", "--part-size", bad]);
+        assert!(c == 1 && t.contains("must be a byte count"), "{bad}: {t}");
+    }
+    let (t, c) = step(dir, &["put", "in", "x", "--part-size", "100"]);
+    assert!(c == 1 && t.contains("S3 allows at most 10000"), "{t}");
+    assert!(!dir.join("x").exists());
+}
