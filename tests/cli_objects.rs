@@ -294,7 +294,10 @@ fn multipart_objects_put_get_and_ranges() {
     assert!(opened.status.success() && opened.stdout == data);
     // An empty file is one empty part.
     std::fs::write(dir.join("empty"), b"").unwrap();
-    assert_eq!(step(dir, &["put", "empty", "e.obj", "--part-size", "5M"]).1, 0);
+    assert_eq!(
+        step(dir, &["put", "empty", "e.obj", "--part-size", "5M"]).1,
+        0
+    );
     assert_eq!(step(dir, &["get", "e.obj", "e.out"]).1, 0);
     assert_eq!(std::fs::read(dir.join("e.out")).unwrap(), b"");
 
@@ -316,7 +319,10 @@ fn multipart_objects_put_get_and_ranges() {
 
     // Errors: stdin has no size to cut, a size that is not one, more than 10,000 parts.
     let (t, c) = step(dir, &["put", "-", "x", "--part-size", "1M"]);
-    assert!(c == 1 && t.contains("--part-size needs a file input"), "{t}");
+    assert!(
+        c == 1 && t.contains("--part-size needs a file input"),
+        "{t}"
+    );
     for bad in ["0", "1X", "M", "99999999999G"] {
         let (t, c) = step(dir, &["put", "in", "x", "--part-size", bad]);
         assert!(c == 1 && t.contains("must be a byte count"), "{bad}: {t}");
