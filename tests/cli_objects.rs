@@ -145,6 +145,22 @@ fn golden_transcript() {
     );
 }
 
+/// Runs `ssekit args` in `dir` with `input` on its stdin; returns its output.
+fn piped(dir: &Path, args: &[&str], input: Vec<u8>) -> std::process::Output {
+    let mut child = bin()
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
 #[test]
 fn round_trips_through_files_and_pipes() {
     let d = tempfile::tempdir().unwrap();
@@ -164,30 +180,9 @@ fn round_trips_through_files_and_pipes() {
             "n={n}"
         );
         // Through pipes: stdin to stdout both ways.
-        let mut put = bin()
-            .args(["put", "-", "-"])
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let input = data[..n].to_vec();
-        let mut stdin = put.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
-        let sealed = put.wait_with_output().unwrap();
-        writer.join().unwrap();
+        let sealed = piped(dir, &["put", "-", "-"], data[..n].to_vec());
         assert!(sealed.status.success());
-        let mut get = bin()
-            .args(["get", "-", "-"])
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = get.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || stdin.write_all(&sealed.stdout).unwrap());
-        let opened = get.wait_with_output().unwrap();
-        writer.join().unwrap();
+        let opened = piped(dir, &["get", "-", "-"], sealed.stdout);
         assert!(
             opened.status.success() && opened.stdout == data[..n],
             "pipe n={n}"
@@ -279,18 +274,11 @@ fn multipart_objects_put_get_and_ranges() {
         }
     }
     // From a pipe, too.
-    let obj = std::fs::read(dir.join("obj")).unwrap();
-    let mut get = bin()
-        .args(["get", "-", "-"])
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = get.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&obj).unwrap());
-    let opened = get.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let opened = piped(
+        dir,
+        &["get", "-", "-"],
+        std::fs::read(dir.join("obj")).unwrap(),
+    );
     assert!(opened.status.success() && opened.stdout == data);
     // An empty file is one empty part.
     std::fs::write(dir.join("empty"), b"").unwrap();
