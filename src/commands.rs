@@ -201,6 +201,18 @@ fn part_table(len: u64, part_size: u64) -> Result<Vec<PartEntry>, String> {
         .collect())
 }
 
+/// The messages an object's data holds, back to back: `(part number, plaintext size)` for each part
+/// of the part table, or part 0 of a size found at its end for a single-part object.
+fn messages(meta: &ObjectMeta) -> Vec<(u32, Option<u64>)> {
+    if meta.parts.is_empty() {
+        return vec![(0, None)];
+    }
+    meta.parts
+        .iter()
+        .map(|p| (p.number, Some(p.size)))
+        .collect()
+}
+
 pub fn put(
     ps: &Providers,
     input: &str,
@@ -251,23 +263,17 @@ pub fn put(
     let size = std::thread::scope(|s| -> Result<u64, String> {
         let mut reader = ReadAhead::spawn(s, src);
         let mut writer = WriteBehind::spawn(s, out.file());
-        if meta.parts.is_empty() {
-            let mut sealer = SealWriter::new(writer, &dek).map_err(|e| e.to_string())?;
-            pump(&mut reader, &mut sealer, bar.as_ref()).map_err(|e| format!("{input}: {e}"))?;
-            let (writer, size) = sealer.finish().map_err(|e| format!("{output}: {e}"))?;
-            writer.finish().map_err(|e| format!("{output}: {e}"))?;
-            return Ok(size);
-        }
-        // One message per part, each under its own part number, back to back.
-        for p in &meta.parts {
+        let mut total = 0;
+        for (number, size) in messages(&meta) {
             let mut sealer =
-                SealWriter::new_part(writer, &dek, p.number).map_err(|e| e.to_string())?;
-            pump(&mut (&mut reader).take(p.size), &mut sealer, bar.as_ref())
-                .map_err(|e| format!("{input}: {e}"))?;
+                SealWriter::new_part(writer, &dek, number).map_err(|e| e.to_string())?;
+            let limited = &mut (&mut reader).take(size.unwrap_or(u64::MAX));
+            pump(limited, &mut sealer, bar.as_ref()).map_err(|e| format!("{input}: {e}"))?;
             let (w, n) = sealer.finish().map_err(|e| format!("{output}: {e}"))?;
-            if n != p.size {
+            if size.is_some_and(|size| n != size) {
                 return Err(format!("{input}: the file shrank while it was read"));
             }
+            total += n;
             writer = w;
         }
         if reader
@@ -278,7 +284,7 @@ pub fn put(
             return Err(format!("{input}: the file grew while it was read"));
         }
         writer.finish().map_err(|e| format!("{output}: {e}"))?;
-        Ok(meta.size)
+        Ok(total)
     })?;
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -412,41 +418,36 @@ fn get_stream(
     check_context(meta, expected, input)?;
     let dek = unwrap_dek(ps, meta, input)?;
     let bar = progress(stored, "opening");
-    let fail = |e: io::Error| format!("{input}: {}", object::Error::from(e));
     // Reading, opening and writing overlap: each on its own thread.
     let n = std::thread::scope(|s| -> Result<u64, String> {
         let mut src = ReadAhead::spawn(s, src);
         let mut w = WriteBehind::spawn(s, out.file());
         let mut n = 0;
-        if meta.parts.is_empty() {
-            let mut reader = OpenReader::new(src, &dek).map_err(|e| format!("{input}: {e}"))?;
-            n = pump(&mut reader, &mut w, bar.as_ref()).map_err(fail)?;
-        } else {
-            // The parts' messages back to back, in the table's order, each under its part number.
-            for p in &meta.parts {
-                let stored = object::sealed_len(p.size);
-                let mut reader = OpenReader::new_part((&mut src).take(stored), &dek, p.number)
-                    .map_err(|e| format!("{input}: part {}: {e}", p.number))?;
-                let got = pump(&mut reader, &mut w, bar.as_ref()).map_err(|e| {
-                    format!("{input}: part {}: {}", p.number, object::Error::from(e))
-                })?;
-                if got != p.size {
-                    return Err(format!(
-                        "{input}: part {} holds {got} bytes where the part table says {}: the header was altered",
-                        p.number, p.size
-                    ));
-                }
-                n += got;
-            }
-            if src
-                .read(&mut [0u8; 1])
-                .map_err(|e| format!("{input}: {e}"))?
-                != 0
-            {
+        for (number, size) in messages(meta) {
+            let at = match number {
+                0 => input.to_owned(),
+                _ => format!("{input}: part {number}"),
+            };
+            let stored = size.map_or(u64::MAX, object::sealed_len);
+            let mut reader = OpenReader::new_part((&mut src).take(stored), &dek, number)
+                .map_err(|e| format!("{at}: {e}"))?;
+            let got = pump(&mut reader, &mut w, bar.as_ref())
+                .map_err(|e| format!("{at}: {}", object::Error::from(e)))?;
+            if let Some(size) = size.filter(|&size| size != got) {
                 return Err(format!(
-                    "{input}: data follows the last part: the header was altered"
+                    "{at} holds {got} bytes where the part table says {size}: the header was altered"
                 ));
             }
+            n += got;
+        }
+        if src
+            .read(&mut [0u8; 1])
+            .map_err(|e| format!("{input}: {e}"))?
+            != 0
+        {
+            return Err(format!(
+                "{input}: data follows the last part: the header was altered"
+            ));
         }
         w.finish().map_err(|e| e.to_string())?;
         Ok(n)

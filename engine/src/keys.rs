@@ -169,7 +169,24 @@ impl WrappedKey {
         } else {
             Err(KeyError::WrongProvider(format!(
                 "the data key was wrapped by provider `{}`, not `{provider}`",
-                self.provider
+                self.provider.escape_debug()
+            )))
+        }
+    }
+
+    /// `Ok` if the key was wrapped with one of `known` (a provider's wrap algorithms), else
+    /// [`KeyError::WrongProvider`] naming the stored one (escaped: it comes from the object).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::WrongProvider`].
+    pub fn expect_algorithm(&self, known: &[&str]) -> Result<(), KeyError> {
+        if known.contains(&self.algorithm.as_str()) {
+            Ok(())
+        } else {
+            Err(KeyError::WrongProvider(format!(
+                "unknown wrap algorithm `{}`",
+                self.algorithm.escape_debug()
             )))
         }
     }

@@ -566,12 +566,7 @@ impl KeyProvider for KmsProvider {
         context: &EncryptionContext,
     ) -> Result<DataKey, KeyError> {
         wrapped.expect_provider(KMS_PROVIDER)?;
-        if wrapped.algorithm != ALG_KMS {
-            return Err(KeyError::WrongProvider(format!(
-                "unknown KMS wrap algorithm `{}`",
-                wrapped.algorithm.escape_debug()
-            )));
-        }
+        wrapped.expect_algorithm(&[ALG_KMS])?;
         let call = "kms:Decrypt";
         let out = self.call(call, &wrapped.key_id, true, || {
             self.client

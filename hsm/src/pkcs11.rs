@@ -892,15 +892,14 @@ impl KeyProvider for Pkcs11Provider {
         context: &EncryptionContext,
     ) -> Result<DataKey, KeyError> {
         wrapped.expect_provider(PROVIDER)?;
+        wrapped.expect_algorithm(&[ALG_KWP_HMAC, ALG_HSM_GCM])?;
         self.records
             .use_version(&wrapped.key_id, Some(wrapped.key_version))?;
         let data = binding_data(&wrapped.key_id, wrapped.key_version, context);
-        match wrapped.algorithm.as_str() {
-            ALG_KWP_HMAC => self.unwrap_kwp(wrapped, &data),
-            ALG_HSM_GCM => self.unwrap_gcm(wrapped, &data),
-            other => Err(KeyError::WrongProvider(format!(
-                "unknown wrap algorithm `{other}`"
-            ))),
+        if wrapped.algorithm == ALG_KWP_HMAC {
+            self.unwrap_kwp(wrapped, &data)
+        } else {
+            self.unwrap_gcm(wrapped, &data)
         }
     }
 

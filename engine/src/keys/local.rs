@@ -858,12 +858,7 @@ impl KeyProvider for LocalKeyring {
         context: &EncryptionContext,
     ) -> Result<DataKey, KeyError> {
         wrapped.expect_provider(PROVIDER)?;
-        if wrapped.algorithm != WRAP_ALGORITHM {
-            return Err(KeyError::WrongProvider(format!(
-                "unknown wrap algorithm `{}`",
-                wrapped.algorithm
-            )));
-        }
+        wrapped.expect_algorithm(&[WRAP_ALGORITHM])?;
         if wrapped.ciphertext.len() != 12 + 32 + 16 {
             return Err(KeyError::UnwrapFailed);
         }
