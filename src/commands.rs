@@ -15,8 +15,8 @@ use ssekit::keys::{
     format_time,
 };
 use ssekit::object::{
-    self, ByteRange, ObjectMeta, OpenReader, PartEntry, ReadAt, SealWriter, SseMode,
-    read_container_header, write_container_header,
+    self, ByteRange, ObjectMeta, PartEntry, ReadAt, SealWriter, SseMode, read_container_header,
+    write_container_header,
 };
 
 /// The key `put` uses when no `--key-id` is given; created on first use.
@@ -249,14 +249,11 @@ pub fn put(
     }
     .map_err(|e| e.to_string())?;
     let mut out = Output::create(output)?;
-    let mut meta = ObjectMeta {
-        mode,
-        size: parts.iter().map(|p| p.size).sum(),
-        context,
-        keys: vec![wrapped],
-        parts,
-    };
-    // The size is written after the data is sealed: a fixed-width field, so the header keeps its length.
+    let mut meta = ObjectMeta::new(mode, context, vec![wrapped]);
+    meta.size = parts.iter().map(|p| p.size).sum();
+    meta.parts = parts;
+    // The size and the MAC are written after the data is sealed: fixed-width fields, so the header
+    // keeps its length.
     let header_len = write_container_header(out.file(), &meta).map_err(|e| e.to_string())?;
     let bar = progress(len, "sealing");
     // Reading, sealing and writing overlap: each on its own thread.
@@ -290,6 +287,7 @@ pub fn put(
         b.finish_and_clear();
     }
     meta.size = size;
+    meta.authenticate(&dek).map_err(|e| e.to_string())?;
     let f = out.file();
     f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     let again = write_container_header(f, &meta).map_err(|e| e.to_string())?;
@@ -377,17 +375,19 @@ pub fn get(
         Some(r) => {
             check_context(&meta, &expected, input)?;
             let dek = unwrap_dek(ps, &meta, input)?;
-            let read = object::open_range(
-                &dek,
-                stored,
-                &meta.parts,
-                r,
-                &DataAt {
-                    file: &file,
-                    start: data_start,
-                },
-            )
-            .map_err(|e| format!("{input}: {e}"))?;
+            let read = meta
+                .verify(&dek)
+                .and_then(|v| {
+                    v.open_range(
+                        stored,
+                        r,
+                        &DataAt {
+                            file: &file,
+                            start: data_start,
+                        },
+                    )
+                })
+                .map_err(|e| format!("{input}: {e}"))?;
             out.file()
                 .write_all(&read.plaintext)
                 .map_err(|e| format!("{output}: {e}"))?;
@@ -417,28 +417,31 @@ fn get_stream(
 ) -> Outcome {
     check_context(meta, expected, input)?;
     let dek = unwrap_dek(ps, meta, input)?;
+    // Nothing is opened under metadata that does not verify: the mode, size and part table are
+    // authenticated before the first chunk.
+    let verified = meta.verify(&dek).map_err(|e| format!("{input}: {e}"))?;
     let bar = progress(stored, "opening");
     // Reading, opening and writing overlap: each on its own thread.
     let n = std::thread::scope(|s| -> Result<u64, String> {
         let mut src = ReadAhead::spawn(s, src);
         let mut w = WriteBehind::spawn(s, out.file());
         let mut n = 0;
-        for (number, size) in messages(meta) {
+        for (number, _) in messages(meta) {
             let at = match number {
                 0 => input.to_owned(),
                 _ => format!("{input}: part {number}"),
             };
-            let stored = size.map_or(u64::MAX, object::sealed_len);
-            let mut reader = OpenReader::new_part((&mut src).take(stored), &dek, number)
+            // The reader reads exactly the part's authenticated length and fails if the data ends
+            // sooner or its chunks do not end there.
+            let stored = verified
+                .part_size(number)
+                .and_then(object::checked_sealed_len)
                 .map_err(|e| format!("{at}: {e}"))?;
-            let got = pump(&mut reader, &mut w, bar.as_ref())
+            let mut reader = verified
+                .part_reader((&mut src).take(stored), number)
+                .map_err(|e| format!("{at}: {e}"))?;
+            n += pump(&mut reader, &mut w, bar.as_ref())
                 .map_err(|e| format!("{at}: {}", object::Error::from(e)))?;
-            if let Some(size) = size.filter(|&size| size != got) {
-                return Err(format!(
-                    "{at} holds {got} bytes where the part table says {size}: the header was altered"
-                ));
-            }
-            n += got;
         }
         if src
             .read(&mut [0u8; 1])
@@ -446,7 +449,7 @@ fn get_stream(
             != 0
         {
             return Err(format!(
-                "{input}: data follows the last part: the header was altered"
+                "{input}: data follows the last part: the object was altered"
             ));
         }
         w.finish().map_err(|e| e.to_string())?;
@@ -455,12 +458,7 @@ fn get_stream(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if n != meta.size {
-        return Err(format!(
-            "{input}: the metadata says {} bytes but the data holds {n}: the header was altered",
-            meta.size
-        ));
-    }
+    debug_assert_eq!(n, meta.size);
     Ok(())
 }
 

@@ -351,13 +351,20 @@ fn sample_object(
             .expect("seal");
         start.elapsed()
     });
+    let mut meta =
+        object::ObjectMeta::new(object::SseMode::SseS3, ctx.clone(), vec![wrapped.clone()]);
+    meta.size = data.len() as u64;
+    meta.authenticate(&dek).map_err(|e| e.to_string())?;
     let dek = ring.unwrap(&wrapped, &ctx).map_err(|e| e.to_string())?;
     let mut opened = vec![0u8; data.len()];
     let mut ok = true;
     let open_rate = measure(budget, data.len(), || {
         let start = Instant::now();
         ok &= pool
-            .install(|| object::open_into(&dek, &sealed, &mut opened))
+            .install(|| {
+                meta.verify(&dek)
+                    .and_then(|v| v.open_into(&sealed, &mut opened))
+            })
             .is_ok();
         start.elapsed()
     });

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use ssekit::keys::{EncryptionContext, KeyProvider, KeySpec};
-use ssekit::object::{self, PartEntry};
+use ssekit::object::{self, ObjectMeta, PartEntry, SseMode};
 
 #[path = "../hsm/tests/common/kms.rs"]
 mod kms;
@@ -303,10 +303,15 @@ fn multipart_with_each_providers_data_key() {
                 size: p.len() as u64,
             })
             .collect();
+        // Completed: the part table authenticated under the data key.
+        let mut meta = ObjectMeta::new(SseMode::SseKms, ctx.clone(), vec![wrapped.clone()]);
+        meta.size = table.iter().map(|p| p.size).sum();
+        meta.parts = table;
+        meta.authenticate(&dek).unwrap();
         // A reader with only the wrapped key gets it back from the provider.
         let dek2 = p.unwrap(&wrapped, &ctx).unwrap();
         assert_eq!(
-            object::open_parts(&dek2, &table, &sealed.concat()).unwrap(),
+            meta.verify(&dek2).unwrap().open(&sealed.concat()).unwrap(),
             parts.concat(),
             "{}",
             p.name()

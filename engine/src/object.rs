@@ -1,49 +1,67 @@
-//! The object format v1 (`docs/FORMAT.md` is the byte-by-byte specification).
+//! The object format v2 (`docs/FORMAT.md` is the byte-by-byte specification).
 //!
 //! Every object's data, and every part's data for a multipart upload, is one
 //! [Cobblestone-256](cobblestone) message under the object's data key with the context
 //! `"ssekit object v1" ‖ be32(part)`: part 0 for a single-part object, 1..=10000 for S3 parts. Each
 //! message has its own random salt, so parts are sealed independently, on any server, in any order.
 //!
+//! The object's [`ObjectMeta`] (mode, size, context, part table) is authenticated as a whole by a MAC
+//! under a key derived from the data key, written by [`ObjectMeta::authenticate`] once the object is
+//! complete; [`ObjectMeta::verify`] checks it and returns a [`Verified`], and every way of opening an
+//! object is a method of [`Verified`], so no chunk is opened under metadata that did not verify: a
+//! dropped, added or re-sized part, an edited size or mode, fails before any decryption.
+//!
 //! ```
-//! use ssekit_engine::{keys::DataKey, object};
+//! use ssekit_engine::{keys::{DataKey, EncryptionContext}, object::{self, ObjectMeta, SseMode}};
 //!
 //! let dek = DataKey::generate();
 //! let sealed = object::seal(&dek, b"every byte at rest").unwrap();
-//! assert_eq!(object::open(&dek, &sealed).unwrap(), b"every byte at rest");
+//! let mut meta = ObjectMeta::new(SseMode::SseS3, EncryptionContext::new(), Vec::new());
+//! meta.size = 18;
+//! meta.authenticate(&dek).unwrap();
+//! assert_eq!(meta.verify(&dek).unwrap().open(&sealed).unwrap(), b"every byte at rest");
 //! ```
 //!
-//! - Whole objects in memory: [`seal`], [`seal_into`], [`open`], [`open_into`] (chunks on all cores).
-//! - In place, no second buffer: [`seal_in_place`] and [`open_in_place`] work on a buffer laid out as
-//!   the sealed object, the plaintext in its [`chunk_slots`] (a server reads a request body straight
-//!   into them, or sends a response from them). They move the same bytes as the raw cipher in place.
-//! - Streams: [`SealWriter`] (`std::io::Write`, must be finished) and [`OpenReader`] (`std::io::Read`,
-//!   and `std::io::Seek` when the source seeks), parallel over batches of chunks, memory bounded by
-//!   two batches whatever the object size.
-//! - Ranges: [`plan_range`] says which stored bytes a plaintext range needs; [`open_range`] fetches
-//!   and opens only those chunks.
-//! - Multipart: [`seal_part`], [`open_parts`], and ranges over parts.
+//! - Whole objects in memory: [`seal`], [`seal_into`], [`Verified::open`], [`Verified::open_into`]
+//!   (chunks on all cores; single-part and multipart alike).
+//! - In place, no second buffer: [`seal_in_place`] and [`Verified::open_in_place`] work on a buffer
+//!   laid out as the sealed object, the plaintext in its [`chunk_slots`] (a server reads a request
+//!   body straight into them, or sends a response from them). They move the same bytes as the raw
+//!   cipher in place.
+//! - Streams: [`SealWriter`] (`std::io::Write`, must be finished) and [`OpenReader`] from
+//!   [`Verified::reader`] / [`Verified::part_reader`] (`std::io::Read`, and `std::io::Seek` when the
+//!   source seeks), parallel over batches of chunks, memory bounded by two batches whatever the
+//!   object size.
+//! - Ranges: [`plan_range`] says which stored bytes a plaintext range needs;
+//!   [`Verified::open_range`] fetches and opens only those chunks.
+//! - Multipart: [`seal_part`] per part, then the part table and [`ObjectMeta::authenticate`] at
+//!   CompleteMultipartUpload; [`Verified::open_part`] for one part.
 //! - Metadata: [`ObjectMeta`] and the file container ([`write_container_header`],
 //!   [`read_container_header`]).
+//! - Raw Cobblestone-256 messages, with no metadata (conformance tests, other framings):
+//!   [`seal_message`], [`open_message`], [`open_message_in_place`], [`OpenReader::for_message`].
 
 use std::fmt;
 use std::io;
 
 use crate::keys::DataKey;
 
+mod auth;
 pub mod cobblestone;
 mod meta;
 mod range;
 mod stream;
 
+pub use auth::Verified;
 pub use cobblestone::{
-    CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, chunk_count, chunk_slots, plaintext_len, sealed_len,
+    CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, checked_sealed_len, chunk_count, chunk_slots,
+    plaintext_len, sealed_len,
 };
 pub use meta::{
-    CONTAINER_MAGIC, CONTAINER_VERSION, FORMAT_VERSION, MAX_META_LEN, MetaError, ObjectMeta,
-    PartEntry, SseMode, read_container_header, write_container_header,
+    CONTAINER_MAGIC, CONTAINER_VERSION, FORMAT_VERSION, MAX_META_LEN, MAX_OBJECT_SIZE, MetaAuth,
+    MetaError, ObjectMeta, PartEntry, SseMode, read_container_header, write_container_header,
 };
-pub use range::{ByteRange, PartFetch, RangePlan, RangeRead, ReadAt, open_range, plan_range};
+pub use range::{ByteRange, PartFetch, RangePlan, RangeRead, ReadAt, plan_range};
 pub use stream::{OpenReader, SealWriter};
 
 pub(crate) use meta::{Writer as MetaWriter, encode_context};
@@ -63,6 +81,19 @@ pub enum Error {
     Tampered {
         /// Index of the first chunk that failed, from 0.
         chunk: u64,
+    },
+    /// The metadata's MAC does not match: its mode, size, context or part table was altered (or it
+    /// was never authenticated). Checked before any chunk is opened.
+    MetadataTampered,
+    /// The metadata is outside the format's limits.
+    Metadata(MetaError),
+    /// The stored data holds `found` plaintext bytes where the authenticated metadata says
+    /// `expected`: it was cut or extended by whole chunks.
+    LengthMismatch {
+        /// The authenticated size.
+        expected: u64,
+        /// The size the stored length gives.
+        found: u64,
     },
     /// The stored length is one no message has: cut inside the header, a chunk or a tag, or missing
     /// the short final chunk.
@@ -103,6 +134,9 @@ impl fmt::Display for Error {
         match self {
             Error::WrongKey => f.write_str("wrong key: the data key or the encryption context does not match the object (or its header is damaged)"),
             Error::Tampered { chunk } => write!(f, "tampered data: chunk {chunk} failed authentication"),
+            Error::MetadataTampered => f.write_str("tampered metadata: the mode, size, context or part table does not match the object's MAC"),
+            Error::Metadata(e) => write!(f, "bad metadata: {e}"),
+            Error::LengthMismatch { expected, found } => write!(f, "the stored data holds {found} bytes where the authenticated metadata says {expected}: it was cut or extended"),
             Error::Truncated => f.write_str("truncated data: the stored length is not that of a complete object"),
             Error::InvalidKeySize => f.write_str("the data key must be 32 bytes"),
             Error::TooLarge => f.write_str("object too large: more than 2^38 chunks (4 PiB)"),
@@ -223,7 +257,7 @@ pub fn seal_part_into(
 /// [`Aes256Gcm::par_seal_in_place`](crate::aead::Aes256Gcm::par_seal_in_place).
 ///
 /// ```
-/// use ssekit_engine::{keys::DataKey, object};
+/// use ssekit_engine::{keys::{DataKey, EncryptionContext}, object::{self, ObjectMeta, SseMode}};
 ///
 /// let dek = DataKey::generate();
 /// let body = vec![7u8; 40_000];
@@ -235,7 +269,10 @@ pub fn seal_part_into(
 ///     at += n;
 /// }
 /// object::seal_in_place(&dek, &mut buf).unwrap();
-/// assert_eq!(object::open(&dek, &buf).unwrap(), body);
+/// let mut meta = ObjectMeta::new(SseMode::SseS3, EncryptionContext::new(), Vec::new());
+/// meta.size = body.len() as u64;
+/// meta.authenticate(&dek).unwrap();
+/// assert_eq!(meta.verify(&dek).unwrap().open(&buf).unwrap(), body);
 /// ```
 ///
 /// # Errors
@@ -253,84 +290,6 @@ pub fn seal_in_place(dek: &DataKey, buf: &mut [u8]) -> Result<(), Error> {
 pub fn seal_part_in_place(dek: &DataKey, part: u32, buf: &mut [u8]) -> Result<(), Error> {
     check_part(part)?;
     cobblestone::seal_with_salt_in_place(dek.expose(), &part_context(part), &random_salt(), buf)
-}
-
-/// Opens a single-part object in place: on success each chunk's plaintext is in its
-/// [`chunk_slots`] of `buf` and the plaintext length is returned; on any failure every slot is zeroed,
-/// so nothing unauthenticated is left behind.
-///
-/// # Errors
-///
-/// As [`open`].
-pub fn open_in_place(dek: &DataKey, buf: &mut [u8]) -> Result<usize, Error> {
-    open_part_in_place(dek, 0, buf)
-}
-
-/// [`open_in_place`] for part `part`.
-///
-/// # Errors
-///
-/// As [`open`].
-pub fn open_part_in_place(dek: &DataKey, part: u32, buf: &mut [u8]) -> Result<usize, Error> {
-    check_part(part)?;
-    cobblestone::open_in_place(dek.expose(), &part_context(part), buf)
-}
-
-/// Opens a single-part object's data.
-///
-/// # Errors
-///
-/// [`Error::WrongKey`], [`Error::Tampered`], [`Error::Truncated`].
-pub fn open(dek: &DataKey, sealed: &[u8]) -> Result<Vec<u8>, Error> {
-    open_part(dek, 0, sealed)
-}
-
-/// Opens one part's data.
-///
-/// # Errors
-///
-/// As [`open`].
-pub fn open_part(dek: &DataKey, part: u32, sealed: &[u8]) -> Result<Vec<u8>, Error> {
-    check_part(part)?;
-    open_message(dek.expose(), &part_context(part), sealed)
-}
-
-/// [`open`] into a caller's buffer of exactly [`plaintext_len`] bytes; zeroed on failure.
-///
-/// # Errors
-///
-/// As [`open`], and [`Error::BufferSize`].
-pub fn open_into(dek: &DataKey, sealed: &[u8], out: &mut [u8]) -> Result<(), Error> {
-    cobblestone::open_into(dek.expose(), &part_context(0), sealed, out)
-}
-
-/// Opens a multipart object whose stored data is its parts' messages concatenated in part-number
-/// order, as `parts` (from the object's metadata) lists them.
-///
-/// # Errors
-///
-/// As [`open`], and [`Error::BadLayout`] if the stored size does not match the part table.
-pub fn open_parts(dek: &DataKey, parts: &[PartEntry], sealed: &[u8]) -> Result<Vec<u8>, Error> {
-    let spans = range::part_spans(parts, sealed.len() as u64)?;
-    let total: u64 = spans.iter().map(|s| s.plaintext_len).sum();
-    let mut out = vec![0u8; usize::try_from(total).map_err(|_| Error::TooLarge)?];
-    let mut at = 0usize;
-    for s in &spans {
-        let n = s.plaintext_len as usize;
-        let stored = &sealed[s.stored_start as usize..(s.stored_start + s.stored_len) as usize];
-        let r = cobblestone::open_into(
-            dek.expose(),
-            &part_context(s.number),
-            stored,
-            &mut out[at..at + n],
-        );
-        if let Err(e) = r {
-            out.fill(0);
-            return Err(e);
-        }
-        at += n;
-    }
-    Ok(out)
 }
 
 #[doc(hidden)]

@@ -2,9 +2,9 @@
 //! (`FORMAT_PRINT=1` prints them for the document) and checks the document holds exactly those.
 
 use hmac::{Hmac, Mac};
-use sha2::Sha512;
+use sha2::{Sha256, Sha512};
 use ssekit_engine::keys::{DataKey, EncryptionContext, WrappedKey};
-use ssekit_engine::object::{self, ObjectMeta, SseMode};
+use ssekit_engine::object::{self, MetaAuth, ObjectMeta, SseMode};
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -36,10 +36,20 @@ fn example() -> Vec<(&'static str, Vec<u8>)> {
     let okm: Vec<u8> = t1.iter().chain(t2.iter()).copied().take(76).collect();
     let data = object::__seal_message_with_salt(&dek, &context, &salt, plaintext).unwrap();
     assert_eq!(&data[24..56], &okm[44..76], "commitment");
-    assert_eq!(
-        object::open(&DataKey::from_bytes(&dek), &data).unwrap(),
-        plaintext
-    );
+    // The metadata's commitment and MAC key: HKDF-Expand-SHA-512 with its own label, one block.
+    let meta_info = b"ssekit object metadata v2\x00".to_vec();
+    let mut m = <Hmac<Sha512>>::new_from_slice(&dek).unwrap();
+    m.update(&meta_info);
+    m.update(&[1]);
+    let meta_okm = m.finalize().into_bytes().to_vec();
+    // What the MAC covers: version 2, mode 1, be64 size, the context, an empty part table.
+    let mut covered = vec![2u8, 1];
+    covered.extend_from_slice(&(plaintext.len() as u64).to_be_bytes());
+    covered.extend_from_slice(b"\x00\x01\x00\x06bucket\x00\x04pics");
+    covered.extend_from_slice(&[0, 0]);
+    let mut m = <Hmac<Sha256>>::new_from_slice(&meta_okm[32..]).unwrap();
+    m.update(&covered);
+    let mac = m.finalize().into_bytes().to_vec();
     let meta = ObjectMeta {
         mode: SseMode::SseS3,
         size: plaintext.len() as u64,
@@ -52,7 +62,17 @@ fn example() -> Vec<(&'static str, Vec<u8>)> {
             ciphertext: (0..60).map(|i| 0xc0u8.wrapping_add(i)).collect(),
         }],
         parts: vec![],
+        auth: MetaAuth {
+            commitment: meta_okm[..32].try_into().unwrap(),
+            mac: mac.clone().try_into().unwrap(),
+        },
     };
+    // The engine computes the same authentication, and the object opens under it.
+    let dk = DataKey::from_bytes(&dek);
+    let mut again = meta.clone();
+    again.authenticate(&dk).unwrap();
+    assert_eq!(again, meta);
+    assert_eq!(meta.verify(&dk).unwrap().open(&data).unwrap(), plaintext);
     let meta_bytes = meta.to_bytes().unwrap();
     let mut container = Vec::new();
     object::write_container_header(&mut container, &meta).unwrap();
@@ -67,6 +87,11 @@ fn example() -> Vec<(&'static str, Vec<u8>)> {
         ("key", okm[..32].to_vec()),
         ("base nonce", okm[32..44].to_vec()),
         ("commitment", okm[44..].to_vec()),
+        ("metadata HKDF info", meta_info),
+        ("metadata commitment", meta_okm[..32].to_vec()),
+        ("metadata MAC key", meta_okm[32..].to_vec()),
+        ("MAC input", covered),
+        ("metadata MAC", mac),
         ("object data", data),
         ("ObjectMeta", meta_bytes),
         ("container header", header_only),

@@ -6,11 +6,101 @@ use std::io::{Cursor, Read, Write};
 use rand::{Rng, RngCore, SeedableRng, rngs::StdRng, seq::SliceRandom};
 use ssekit_engine::keys::{DataKey, EncryptionContext, WrappedKey};
 use ssekit_engine::object::{
-    self, ByteRange, CHUNK_LEN, Error, HEADER_LEN, MetaError, ObjectMeta, OpenReader, PartEntry,
-    ReadAt, SEALED_CHUNK_LEN, SealWriter, SseMode,
+    self, ByteRange, CHUNK_LEN, Error, HEADER_LEN, MetaAuth, MetaError, ObjectMeta, OpenReader,
+    PartEntry, RangePlan, RangeRead, ReadAt, SEALED_CHUNK_LEN, SealWriter, SseMode,
 };
 
 const C: usize = CHUNK_LEN;
+
+// The chunk layer through the object interfaces: each helper below opens under metadata
+// authenticated for whatever length (or part table) the data has, so these suites test what the
+// messages themselves catch. The metadata's own authentication (a size, mode or table that does
+// not match the data) is tested in `metadata_mac_*` below.
+
+/// Authenticated metadata for a single-part object stored as `sealed` (a size no message has: 0).
+fn meta_for(dek: &DataKey, sealed_len: usize) -> ObjectMeta {
+    meta_with(
+        dek,
+        object::plaintext_len(sealed_len as u64).unwrap_or(0),
+        vec![],
+    )
+}
+
+fn meta_with(dek: &DataKey, size: u64, parts: Vec<PartEntry>) -> ObjectMeta {
+    let mut m = ObjectMeta::new(SseMode::SseS3, EncryptionContext::new(), vec![]);
+    m.size = size;
+    m.parts = parts;
+    m.authenticate(dek).unwrap();
+    m
+}
+
+fn open(dek: &DataKey, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    meta_for(dek, sealed.len()).verify(dek)?.open(sealed)
+}
+
+fn open_into(dek: &DataKey, sealed: &[u8], out: &mut [u8]) -> Result<(), Error> {
+    meta_for(dek, sealed.len())
+        .verify(dek)?
+        .open_into(sealed, out)
+}
+
+fn open_in_place(dek: &DataKey, buf: &mut [u8]) -> Result<usize, Error> {
+    meta_for(dek, buf.len()).verify(dek)?.open_in_place(buf)
+}
+
+/// A one-part table holding part `part` of the length the data has.
+fn part_meta(dek: &DataKey, part: u32, sealed_len: usize) -> ObjectMeta {
+    let size = object::plaintext_len(sealed_len as u64).unwrap_or(0);
+    meta_with(dek, size, vec![PartEntry { number: part, size }])
+}
+
+fn open_part(dek: &DataKey, part: u32, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    part_meta(dek, part, sealed.len())
+        .verify(dek)?
+        .open_part(part, sealed)
+}
+
+fn open_part_in_place(dek: &DataKey, part: u32, buf: &mut [u8]) -> Result<usize, Error> {
+    part_meta(dek, part, buf.len())
+        .verify(dek)?
+        .open_part_in_place(part, buf)
+}
+
+fn open_parts(dek: &DataKey, table: &[PartEntry], stored: &[u8]) -> Result<Vec<u8>, Error> {
+    let size = table.iter().map(|p| p.size).sum();
+    meta_with(dek, size, table.to_vec())
+        .verify(dek)?
+        .open(stored)
+}
+
+fn table_meta(dek: &DataKey, stored_len: u64, parts: &[PartEntry]) -> ObjectMeta {
+    if parts.is_empty() {
+        meta_for(dek, stored_len as usize)
+    } else {
+        meta_with(dek, parts.iter().map(|p| p.size).sum(), parts.to_vec())
+    }
+}
+
+fn open_range<S: ReadAt + ?Sized>(
+    dek: &DataKey,
+    stored_len: u64,
+    parts: &[PartEntry],
+    range: ByteRange,
+    source: &S,
+) -> Result<RangeRead, Error> {
+    table_meta(dek, stored_len, parts)
+        .verify(dek)?
+        .open_range(stored_len, range, source)
+}
+
+fn plan_range(range: ByteRange, stored_len: u64, parts: &[PartEntry]) -> Result<RangePlan, Error> {
+    let m = table_meta(&DataKey::generate(), stored_len, parts);
+    object::plan_range(&m, range, stored_len)
+}
+
+fn reader<R: Read>(inner: R, dek: &DataKey, sealed_len: usize) -> Result<OpenReader<R>, Error> {
+    meta_for(dek, sealed_len).verify(dek)?.reader(inner)
+}
 
 fn data(n: usize, seed: u64) -> Vec<u8> {
     let mut v = vec![0u8; n];
@@ -54,7 +144,7 @@ fn stream_seal(dek: &DataKey, pt: &[u8], write_size: usize) -> Vec<u8> {
 }
 
 fn stream_open(dek: &DataKey, sealed: &[u8]) -> Result<Vec<u8>, Error> {
-    let mut r = OpenReader::new(Cursor::new(sealed), dek)?;
+    let mut r = reader(Cursor::new(sealed), dek, sealed.len())?;
     let mut out = Vec::new();
     r.read_to_end(&mut out)?;
     Ok(out)
@@ -71,7 +161,7 @@ fn round_trips_at_every_size_and_interface() {
             object::plaintext_len(sealed.len() as u64).unwrap(),
             n as u64
         );
-        assert_eq!(object::open(&dek, &sealed).unwrap(), pt, "whole n={n}");
+        assert_eq!(open(&dek, &sealed).unwrap(), pt, "whole n={n}");
         assert_eq!(stream_open(&dek, &sealed).unwrap(), pt, "stream n={n}");
         for ws in [1000, C, 3 * C + 1, 256 * C + 3] {
             if n > 40 * C && ws < C {
@@ -79,17 +169,17 @@ fn round_trips_at_every_size_and_interface() {
             }
             let s2 = stream_seal(&dek, &pt, ws);
             assert_eq!(s2.len(), sealed.len());
-            assert_eq!(object::open(&dek, &s2).unwrap(), pt, "writer n={n} ws={ws}");
+            assert_eq!(open(&dek, &s2).unwrap(), pt, "writer n={n} ws={ws}");
         }
         let mut out = vec![0u8; n];
-        object::open_into(&dek, &sealed, &mut out).unwrap();
+        open_into(&dek, &sealed, &mut out).unwrap();
         assert_eq!(out, pt);
         // In place: sealed where the plaintext lies, opened by every other interface, and back.
         let mut buf = slotted(&pt);
         object::seal_in_place(&dek, &mut buf).unwrap();
-        assert_eq!(object::open(&dek, &buf).unwrap(), pt, "in place n={n}");
+        assert_eq!(open(&dek, &buf).unwrap(), pt, "in place n={n}");
         let mut buf = sealed.clone();
-        assert_eq!(object::open_in_place(&dek, &mut buf).unwrap(), n);
+        assert_eq!(open_in_place(&dek, &mut buf).unwrap(), n);
         assert_eq!(from_slots(&buf, n), pt, "open in place n={n}");
     }
 }
@@ -142,22 +232,22 @@ fn in_place_rejects_bad_lengths_and_wipes_on_failure() {
             object::seal_in_place(&dek, &mut buf),
             Err(Error::BadLayout(_))
         ));
-        assert_eq!(object::open_in_place(&dek, &mut buf), Err(Error::Truncated));
+        assert_eq!(open_in_place(&dek, &mut buf), Err(Error::Truncated));
     }
     let pt = data(9 * C + 10, 77);
     let mut sealed = slotted(&pt);
     object::seal_part_in_place(&dek, 3, &mut sealed).unwrap();
     // The part number is bound: only part 3 opens it.
     assert_eq!(
-        object::open_in_place(&dek, &mut sealed.clone()),
+        open_in_place(&dek, &mut sealed.clone()),
         Err(Error::WrongKey)
     );
     let mut ok = sealed.clone();
-    assert_eq!(object::open_part_in_place(&dek, 3, &mut ok), Ok(pt.len()));
+    assert_eq!(open_part_in_place(&dek, 3, &mut ok), Ok(pt.len()));
     assert_eq!(from_slots(&ok, pt.len()), pt);
     // A wrong key is told apart before anything is decrypted.
     assert_eq!(
-        object::open_part_in_place(&DataKey::generate(), 3, &mut sealed.clone()),
+        open_part_in_place(&DataKey::generate(), 3, &mut sealed.clone()),
         Err(Error::WrongKey)
     );
     // One flipped byte in the last chunk: every chunk that did open is wiped again.
@@ -165,7 +255,7 @@ fn in_place_rejects_bad_lengths_and_wipes_on_failure() {
     let at = bad.len() - 20;
     bad[at] ^= 1;
     assert_eq!(
-        object::open_part_in_place(&dek, 3, &mut bad),
+        open_part_in_place(&dek, 3, &mut bad),
         Err(Error::Tampered { chunk: 9 })
     );
     assert!(from_slots(&bad, pt.len()).iter().all(|&b| b == 0));
@@ -181,10 +271,10 @@ fn seal_runs_on_every_pool_size_with_the_same_result() {
             .num_threads(threads)
             .build()
             .unwrap();
-        let again = pool.install(|| object::open(&dek, &sealed)).unwrap();
+        let again = pool.install(|| open(&dek, &sealed)).unwrap();
         assert_eq!(again, pt);
         let s = pool.install(|| object::seal(&dek, &pt)).unwrap();
-        assert_eq!(object::open(&dek, &s).unwrap(), pt);
+        assert_eq!(open(&dek, &s).unwrap(), pt);
     }
 }
 
@@ -227,12 +317,12 @@ fn multipart_sealed_in_shuffled_order() {
         })
         .collect();
     let whole: Vec<u8> = parts.iter().flat_map(|(_, p)| p.clone()).collect();
-    assert_eq!(object::open_parts(&dek, &table, &stored).unwrap(), whole);
+    assert_eq!(open_parts(&dek, &table, &stored).unwrap(), whole);
     // By range, across part boundaries.
     for _ in 0..200 {
         let a = rng.random_range(0..whole.len() as u64);
         let b = rng.random_range(a..whole.len() as u64);
-        let r = object::open_range(
+        let r = open_range(
             &dek,
             stored.len() as u64,
             &table,
@@ -253,13 +343,13 @@ fn multipart_sealed_in_shuffled_order() {
         })
         .collect();
     assert_eq!(
-        object::open_parts(&dek, &table_swapped, &swapped.concat()),
+        open_parts(&dek, &table_swapped, &swapped.concat()),
         Err(Error::WrongKey)
     );
     // A part sealed as another number fails, and a re-sealed part never repeats its bytes.
     let again = object::seal_part(&dek, 1, &parts[0].1).unwrap();
     assert_ne!(again, sealed_parts[0]);
-    assert_eq!(object::open_part(&dek, 2, &again), Err(Error::WrongKey));
+    assert_eq!(open_part(&dek, 2, &again), Err(Error::WrongKey));
     // Part numbers out of range, and a table that does not fit the data.
     assert!(matches!(
         object::seal_part(&dek, 10_001, b""),
@@ -268,7 +358,7 @@ fn multipart_sealed_in_shuffled_order() {
     let mut short = table.clone();
     short[0].size -= 1;
     assert!(matches!(
-        object::open_parts(&dek, &short, &stored),
+        open_parts(&dek, &short, &stored),
         Err(Error::BadLayout(_))
     ));
 }
@@ -304,7 +394,7 @@ fn ranges_at_every_chunk_boundary_match_slicing() {
                 if a > b {
                     continue;
                 }
-                let r = object::open_range(
+                let r = open_range(
                     &dek,
                     sealed.len() as u64,
                     &[],
@@ -325,7 +415,7 @@ fn ranges_at_every_chunk_boundary_match_slicing() {
                 }
             }
             // Suffix and open-ended forms.
-            let r = object::open_range(
+            let r = open_range(
                 &dek,
                 sealed.len() as u64,
                 &[],
@@ -337,7 +427,7 @@ fn ranges_at_every_chunk_boundary_match_slicing() {
             } else {
                 assert_eq!(r.unwrap().plaintext, &pt[n - (a as usize).min(n)..]);
             }
-            let r = object::open_range(
+            let r = open_range(
                 &dek,
                 sealed.len() as u64,
                 &[],
@@ -358,7 +448,7 @@ fn range_plans_fetch_only_what_they_need() {
     let size = 5 * C as u64 + 100;
     let stored = object::sealed_len(size);
     // One byte in the middle: header + one chunk.
-    let p = object::plan_range(
+    let p = plan_range(
         ByteRange::Inclusive {
             first: 2 * C as u64 + 5,
             last: 2 * C as u64 + 5,
@@ -374,15 +464,15 @@ fn range_plans_fetch_only_what_they_need() {
         (HEADER_LEN + 2 * SEALED_CHUNK_LEN) as u64
     );
     // Relative to the end: the final chunk is always included.
-    let p = object::plan_range(ByteRange::Suffix(1), stored, &[]).unwrap();
+    let p = plan_range(ByteRange::Suffix(1), stored, &[]).unwrap();
     assert_eq!(p.chunk_count(), 1);
     assert_eq!(p.fetches[0].chunks.end, stored);
     // A range ending on the last full chunk of a chunk-aligned object still authenticates the
     // (empty) final chunk when it is relative to the end.
     let aligned = object::sealed_len(4 * C as u64);
-    let p = object::plan_range(ByteRange::From(3 * C as u64), aligned, &[]).unwrap();
+    let p = plan_range(ByteRange::From(3 * C as u64), aligned, &[]).unwrap();
     assert_eq!(p.chunk_count(), 2);
-    let p = object::plan_range(
+    let p = plan_range(
         ByteRange::Inclusive {
             first: 0,
             last: 4 * C as u64 - 1,
@@ -394,11 +484,11 @@ fn range_plans_fetch_only_what_they_need() {
     assert_eq!(p.chunk_count(), 4);
     // Errors.
     assert_eq!(
-        object::plan_range(ByteRange::Inclusive { first: 9, last: 3 }, stored, &[]),
+        plan_range(ByteRange::Inclusive { first: 9, last: 3 }, stored, &[]),
         Err(Error::InvalidRange)
     );
     assert_eq!(
-        object::plan_range(ByteRange::From(0), aligned - 16, &[]).unwrap_err(),
+        plan_range(ByteRange::From(0), aligned - 16, &[]).unwrap_err(),
         Error::Truncated
     );
     assert_eq!(
@@ -423,7 +513,7 @@ fn one_byte_of_a_gibibyte_object_opens_exactly_one_chunk() {
         bytes: 0.into(),
     };
     let at = (1u64 << 29) + 12_345;
-    let r = object::open_range(
+    let r = open_range(
         &dek,
         sealed.len() as u64,
         &[],
@@ -440,11 +530,11 @@ fn one_byte_of_a_gibibyte_object_opens_exactly_one_chunk() {
 }
 
 fn expect_failure(dek: &DataKey, sealed: &[u8], what: &str) {
-    let whole = object::open(dek, sealed);
+    let whole = open(dek, sealed);
     assert!(whole.is_err(), "{what}: whole open succeeded");
     let mut buf = sealed.to_vec();
     assert!(
-        object::open_in_place(dek, &mut buf).is_err(),
+        open_in_place(dek, &mut buf).is_err(),
         "{what}: open in place succeeded"
     );
     let streamed = std::panic::catch_unwind(|| stream_open(dek, sealed));
@@ -464,7 +554,7 @@ fn tampering_of_every_kind_fails_without_panic() {
     for i in 0..small.len() {
         let mut t = small.clone();
         t[i] ^= 0x01;
-        let e = object::open(&dek, &t).unwrap_err();
+        let e = open(&dek, &t).unwrap_err();
         if i < HEADER_LEN {
             assert_eq!(e, Error::WrongKey, "byte {i}");
         } else {
@@ -509,24 +599,18 @@ fn tampering_of_every_kind_fails_without_panic() {
     let other = object::seal(&dek, &data(3 * C + 500, 6)).unwrap();
     let mut spliced = sealed.clone();
     spliced[chunk(1)].copy_from_slice(&other[chunk(1)]);
-    assert_eq!(
-        object::open(&dek, &spliced),
-        Err(Error::Tampered { chunk: 1 })
-    );
+    assert_eq!(open(&dek, &spliced), Err(Error::Tampered { chunk: 1 }));
     expect_failure(&dek, &spliced, "spliced chunk");
     // Another object's header on this data.
     let mut header_swap = sealed.clone();
     header_swap[..HEADER_LEN].copy_from_slice(&other[..HEADER_LEN]);
     expect_failure(&dek, &header_swap, "swapped header");
     // Wrong key: reported as such, before any chunk.
-    assert_eq!(
-        object::open(&DataKey::generate(), &sealed),
-        Err(Error::WrongKey)
-    );
-    assert_eq!(object::open_part(&dek, 1, &sealed), Err(Error::WrongKey));
+    assert_eq!(open(&DataKey::generate(), &sealed), Err(Error::WrongKey));
+    assert_eq!(open_part(&dek, 1, &sealed), Err(Error::WrongKey));
     // A failed whole open releases nothing.
     let mut out = vec![0xffu8; pt.len()];
-    assert!(object::open_into(&dek, &spliced, &mut out).is_err());
+    assert!(open_into(&dek, &spliced, &mut out).is_err());
     assert!(out.iter().all(|&b| b == 0));
 }
 
@@ -537,7 +621,7 @@ fn streaming_reader_releases_only_authenticated_chunks_and_keeps_failing() {
     let mut sealed = object::seal(&dek, &pt).unwrap();
     let bad = 270; // in the second batch
     sealed[HEADER_LEN + bad * SEALED_CHUNK_LEN + 3] ^= 4;
-    let mut r = OpenReader::new(Cursor::new(&sealed), &dek).unwrap();
+    let mut r = reader(Cursor::new(&sealed), &dek, sealed.len()).unwrap();
     let mut out = Vec::new();
     let e = r.read_to_end(&mut out).unwrap_err();
     assert_eq!(Error::from(e), Error::Tampered { chunk: bad as u64 });
@@ -568,6 +652,10 @@ fn sample_meta(parts: Vec<PartEntry>) -> ObjectMeta {
             ciphertext: vec![7; 60],
         }],
         parts,
+        auth: MetaAuth {
+            commitment: [0xc0; 32],
+            mac: [0x3a; 32],
+        },
     }
 }
 
@@ -609,12 +697,15 @@ fn meta_round_trips_and_rejects_every_malformation() {
         }
     }
     let good = sample_meta(vec![]).to_bytes().unwrap();
-    let mut v = good.clone();
-    v[0] = 2;
-    assert_eq!(
-        ObjectMeta::from_bytes(&v),
-        Err(MetaError::UnsupportedVersion(2))
-    );
+    // Version 1 (no authentication) and unknown versions are not read.
+    for version in [1, 3] {
+        let mut v = good.clone();
+        v[0] = version;
+        assert_eq!(
+            ObjectMeta::from_bytes(&v),
+            Err(MetaError::UnsupportedVersion(version))
+        );
+    }
     let mut v = good.clone();
     v[1] = 9;
     assert_eq!(ObjectMeta::from_bytes(&v), Err(MetaError::UnknownMode(9)));
@@ -662,4 +753,251 @@ fn container_header_round_trips_and_rejects_garbage() {
         object::read_container_header(&mut Cursor::new(&file[..20])).unwrap_err(),
         MetaError::Truncated(_)
     ));
+}
+
+/// A three-part object, its stored data and its authenticated metadata.
+fn three_parts(dek: &DataKey) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, ObjectMeta) {
+    let pts: Vec<Vec<u8>> = [2 * C + 5, 17, C]
+        .iter()
+        .map(|&n| data(n, n as u64))
+        .collect();
+    let sealed: Vec<Vec<u8>> = pts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| object::seal_part(dek, i as u32 + 1, p).unwrap())
+        .collect();
+    let table = pts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PartEntry {
+            number: i as u32 + 1,
+            size: p.len() as u64,
+        })
+        .collect::<Vec<_>>();
+    let mut m = sample_meta(table);
+    m.authenticate(dek).unwrap();
+    (pts, sealed, m)
+}
+
+#[test]
+fn metadata_mac_covers_mode_size_context_and_part_table() {
+    let dek = DataKey::generate();
+    let (_, _, m) = three_parts(&dek);
+    assert!(m.verify(&dek).is_ok());
+    // Through the binary and base64 forms, the authentication survives.
+    let back = ObjectMeta::from_bytes(&m.to_bytes().unwrap()).unwrap();
+    assert!(back.verify(&dek).is_ok());
+    assert_eq!(m.verify(&DataKey::generate()).unwrap_err(), Error::WrongKey);
+    let never = ObjectMeta {
+        auth: MetaAuth::default(),
+        ..m.clone()
+    };
+    assert_eq!(never.verify(&dek).unwrap_err(), Error::WrongKey);
+
+    type Edit = fn(&mut ObjectMeta);
+    let edits: [(&str, Edit); 8] = [
+        ("mode", |m| m.mode = SseMode::SseS3),
+        ("context", |m| {
+            m.context = EncryptionContext::from_pairs([("bucket", "b2")]).unwrap()
+        }),
+        ("drop middle part", |m| {
+            let p = m.parts.remove(1);
+            m.size -= p.size;
+        }),
+        ("drop last part", |m| {
+            let p = m.parts.pop().unwrap();
+            m.size -= p.size;
+        }),
+        ("add a part", |m| {
+            m.parts.push(PartEntry { number: 4, size: 9 });
+            m.size += 9;
+        }),
+        ("renumber", |m| m.parts[2].number = 7),
+        ("move bytes between parts", |m| {
+            m.parts[0].size -= 1;
+            m.parts[1].size += 1;
+        }),
+        ("mac bit", |m| m.auth.mac[31] ^= 1),
+    ];
+    for (what, edit) in edits {
+        let mut t = m.clone();
+        edit(&mut t);
+        // Edited in memory, and as an attacker would, in the stored bytes.
+        assert_eq!(
+            t.verify(&dek).unwrap_err(),
+            Error::MetadataTampered,
+            "{what}"
+        );
+        let stored = ObjectMeta::from_bytes(&t.to_bytes().unwrap()).unwrap();
+        assert_eq!(
+            stored.verify(&dek).unwrap_err(),
+            Error::MetadataTampered,
+            "{what}"
+        );
+    }
+    // A single-part object's size, both ways.
+    let pt = data(3 * C + 1, 5);
+    let sealed = object::seal(&dek, &pt).unwrap();
+    let good = meta_with(&dek, pt.len() as u64, vec![]);
+    assert_eq!(good.verify(&dek).unwrap().open(&sealed).unwrap(), pt);
+    for size in [5, pt.len() as u64 - 1, pt.len() as u64 + 1, 0] {
+        let t = ObjectMeta {
+            size,
+            ..good.clone()
+        };
+        assert_eq!(
+            t.verify(&dek).unwrap_err(),
+            Error::MetadataTampered,
+            "size {size}"
+        );
+    }
+    // The envelope is not covered: a rewrap (new wrapped keys) keeps the MAC.
+    let mut rewrapped = m.clone();
+    rewrapped.keys[0].key_version += 1;
+    rewrapped.keys[0].ciphertext = vec![9; 60];
+    assert!(rewrapped.verify(&dek).is_ok());
+}
+
+#[test]
+fn verified_opens_check_the_data_against_the_authenticated_metadata() {
+    let dek = DataKey::generate();
+    let (pts, sealed, m) = three_parts(&dek);
+    let v = m.verify(&dek).unwrap();
+    let whole: Vec<u8> = pts.concat();
+    let stored = sealed.concat();
+    assert_eq!(v.open(&stored).unwrap(), whole);
+    let mut buf = stored.clone();
+    assert_eq!(v.open_in_place(&mut buf).unwrap(), whole.len());
+    // Data with a part missing, or cut short, under the untouched metadata: refused before opening.
+    let missing = [sealed[0].clone(), sealed[2].clone()].concat();
+    assert!(matches!(v.open(&missing), Err(Error::BadLayout(_))));
+    assert!(matches!(
+        v.open(&stored[..stored.len() - 1]),
+        Err(Error::BadLayout(_))
+    ));
+    let mut short = missing.clone();
+    assert!(matches!(
+        v.open_in_place(&mut short),
+        Err(Error::BadLayout(_))
+    ));
+    // One part by number: its length must be the table's.
+    assert_eq!(v.open_part(2, &sealed[1]).unwrap(), pts[1]);
+    assert_eq!(
+        v.open_part(1, &sealed[1]).unwrap_err(),
+        Error::LengthMismatch {
+            expected: pts[0].len() as u64,
+            found: pts[1].len() as u64
+        }
+    );
+    assert!(matches!(
+        v.open_part(4, &sealed[1]),
+        Err(Error::BadLayout(_))
+    ));
+    assert!(matches!(
+        v.open_part(0, &sealed[1]),
+        Err(Error::BadLayout(_))
+    ));
+    // Streaming a part reads exactly its length: longer or shorter data fails.
+    let mut out = Vec::new();
+    v.part_reader(Cursor::new(&sealed[0]), 1)
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(out, pts[0]);
+    let mut r = v
+        .part_reader(
+            Cursor::new(&sealed[0][..sealed[0].len() - SEALED_CHUNK_LEN]),
+            1,
+        )
+        .unwrap();
+    assert!(r.read_to_end(&mut Vec::new()).is_err());
+    assert!(matches!(
+        v.reader(Cursor::new(&stored)),
+        Err(Error::BadLayout(_))
+    ));
+    // Ranges resolve against the authenticated size.
+    let r = v
+        .open_range(stored.len() as u64, ByteRange::Suffix(5), &stored[..])
+        .unwrap();
+    assert_eq!(r.plaintext, &whole[whole.len() - 5..]);
+    assert_eq!(
+        v.open_range(
+            stored.len() as u64,
+            ByteRange::From(whole.len() as u64),
+            &stored[..]
+        )
+        .unwrap_err(),
+        Error::RangeNotSatisfiable {
+            size: whole.len() as u64
+        }
+    );
+    // A single-part object: data of another length under the metadata.
+    let pt = data(2 * C + 3, 8);
+    let one = object::seal(&dek, &pt).unwrap();
+    let m1 = meta_with(&dek, pt.len() as u64 - 1, vec![]);
+    let v1 = m1.verify(&dek).unwrap();
+    assert!(matches!(v1.open(&one), Err(Error::LengthMismatch { .. })));
+    assert!(matches!(
+        v1.open_range(
+            one.len() as u64,
+            ByteRange::Inclusive { first: 0, last: 3 },
+            &one[..]
+        ),
+        Err(Error::LengthMismatch { .. })
+    ));
+}
+
+/// The part size whose stored length, computed modulo 2^64, equals `stored`.
+fn wrapping_part_size(stored: u64) -> u64 {
+    let t = u128::from(stored - 72) + (1u128 << 64);
+    let size = (t / 16400) * 16384 + t % 16400;
+    assert!(t % 16400 < 16384);
+    u64::try_from(size).unwrap()
+}
+
+#[test]
+fn lengths_from_metadata_are_checked_never_wrapped() {
+    let dek = DataKey::generate();
+    let pt = data(100, 1);
+    let sealed = object::seal_part(&dek, 1, &pt).unwrap();
+    let huge = wrapping_part_size(sealed.len() as u64);
+    assert!(huge > object::MAX_OBJECT_SIZE);
+    assert_eq!(object::checked_sealed_len(huge), Err(Error::TooLarge));
+    assert_eq!(
+        object::checked_sealed_len(object::MAX_OBJECT_SIZE).unwrap(),
+        object::sealed_len(object::MAX_OBJECT_SIZE)
+    );
+    let mut m = ObjectMeta::new(SseMode::SseS3, EncryptionContext::new(), vec![]);
+    m.parts = vec![PartEntry {
+        number: 1,
+        size: huge,
+    }];
+    m.size = huge;
+    // Neither written nor read, nor authenticated, nor planned: a typed error each time.
+    assert_eq!(m.to_bytes(), Err(MetaError::TooLarge));
+    assert_eq!(m.authenticate(&dek), Err(MetaError::TooLarge));
+    assert_eq!(
+        m.verify(&dek).unwrap_err(),
+        Error::Metadata(MetaError::TooLarge)
+    );
+    for r in [
+        ByteRange::From(0),
+        ByteRange::Suffix(10),
+        ByteRange::Inclusive { first: 0, last: 9 },
+    ] {
+        assert_eq!(
+            object::plan_range(&m, r, sealed.len() as u64),
+            Err(Error::TooLarge)
+        );
+    }
+    let mut bytes = sample_meta(vec![]).to_bytes().unwrap();
+    bytes[2..10].copy_from_slice(&huge.to_be_bytes());
+    assert_eq!(ObjectMeta::from_bytes(&bytes), Err(MetaError::TooLarge));
+    // At the limit: a plan, no overflow, and only the chunks the range needs.
+    m.parts[0].size = object::MAX_OBJECT_SIZE;
+    m.size = object::MAX_OBJECT_SIZE;
+    let stored = object::sealed_len(object::MAX_OBJECT_SIZE);
+    let p = object::plan_range(&m, ByteRange::Suffix(10), stored).unwrap();
+    assert_eq!(p.chunk_count(), 1);
+    assert_eq!(p.fetches[0].chunks.end, stored);
 }

@@ -43,7 +43,7 @@ fn chunks_per_task(chunks: usize) -> usize {
 /// HKDF-Expand (RFC 5869 section 2.3) over SHA-512 with `info` given in pieces. Written out because
 /// the `hkdf` crate's `from_prk` insists on a PRK at least as long as the hash (64 bytes), while
 /// Cobblestone's PRK is the 32-byte input key, which RFC 5869 allows.
-fn hkdf_expand_sha512(prk: &[u8], info: &[&[u8]], okm: &mut [u8]) {
+pub(crate) fn hkdf_expand_sha512(prk: &[u8], info: &[&[u8]], okm: &mut [u8]) {
     assert!(okm.len() <= 255 * 64, "HKDF-Expand output limit");
     let mut prev: Option<Zeroizing<[u8; 64]>> = None;
     for (i, out) in okm.chunks_mut(64).enumerate() {
@@ -62,13 +62,28 @@ fn hkdf_expand_sha512(prk: &[u8], info: &[&[u8]], okm: &mut [u8]) {
     }
 }
 
-/// The stored length of a message of `plaintext_len` bytes.
+/// The stored length of a message of `plaintext_len` bytes, for a length the caller holds (a buffer's);
+/// for one read from metadata use [`checked_sealed_len`] (past 2^63 this overflows: a panic with
+/// overflow checks on, a wrong length without).
 pub const fn sealed_len(plaintext_len: u64) -> u64 {
     let full = plaintext_len / CHUNK_LEN as u64;
     HEADER_LEN as u64
         + full * SEALED_CHUNK_LEN as u64
         + plaintext_len % CHUNK_LEN as u64
         + TAG_LEN as u64
+}
+
+/// [`sealed_len`] of a length from metadata, which may be anything: [`Error::TooLarge`] past
+/// [`MAX_OBJECT_SIZE`](super::MAX_OBJECT_SIZE) (where [`sealed_len`] could wrap) instead of a wrong length.
+///
+/// # Errors
+///
+/// [`Error::TooLarge`].
+pub fn checked_sealed_len(plaintext_len: u64) -> Result<u64, Error> {
+    if plaintext_len > super::MAX_OBJECT_SIZE {
+        return Err(Error::TooLarge);
+    }
+    Ok(sealed_len(plaintext_len))
 }
 
 /// The plaintext length of a stored message of `sealed_len` bytes.

@@ -12,14 +12,19 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::keys::{EncryptionContext, WrappedKey};
 
-/// The object format version this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The object format version this build writes and reads (2: the metadata carries a key commitment
+/// and a MAC; version 1 had neither and is not read).
+pub const FORMAT_VERSION: u8 = 2;
 /// The file container's magic.
 pub const CONTAINER_MAGIC: [u8; 4] = *b"SSEK";
 /// The file container's version.
 pub const CONTAINER_VERSION: u8 = 1;
 /// Largest encoded `ObjectMeta` accepted (a 10000-part table is 100 KB).
 pub const MAX_META_LEN: usize = 256 * 1024;
+
+/// Largest object (and part) plaintext size the format allows: a message has at most 2^38 chunks of
+/// 16 KiB, so 2^52 − 1 bytes (4 PiB). Every length computed from metadata stays far below 2^64.
+pub const MAX_OBJECT_SIZE: u64 = (super::cobblestone::MAX_CHUNKS << 14) - 1;
 
 const MAX_CONTEXT_ENTRIES: usize = 64;
 const MAX_CONTEXT_STR: usize = 4096;
@@ -106,6 +111,34 @@ pub struct ObjectMeta {
     pub keys: Vec<WrappedKey>,
     /// The part table of a multipart object (ascending part numbers); empty for a single-part object.
     pub parts: Vec<PartEntry>,
+    /// The key commitment and MAC over everything above but the envelope ([`ObjectMeta::authenticate`]
+    /// writes them once the object is complete; every open checks them first).
+    pub auth: MetaAuth,
+}
+
+/// The metadata's authentication (docs/FORMAT.md section 3): a commitment to the data key and a MAC
+/// over the version, mode, size, context and part table, both under keys derived from the data key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetaAuth {
+    /// Tells a wrong data key from altered metadata.
+    pub commitment: [u8; 32],
+    /// HMAC-SHA-256 of the authenticated fields.
+    pub mac: [u8; 32],
+}
+
+impl ObjectMeta {
+    /// Metadata for a single-part object of size 0 with no parts, not yet authenticated: set `size`
+    /// (and `parts` for a multipart object), then [`ObjectMeta::authenticate`].
+    pub fn new(mode: SseMode, context: EncryptionContext, keys: Vec<WrappedKey>) -> Self {
+        ObjectMeta {
+            mode,
+            size: 0,
+            context,
+            keys,
+            parts: Vec::new(),
+            auth: MetaAuth::default(),
+        }
+    }
 }
 
 /// Why a metadata record or a container header was rejected.
@@ -132,6 +165,8 @@ pub enum MetaError {
     BadPartTable,
     /// The part sizes do not add up to the object size.
     SizeMismatch,
+    /// The object size is over [`MAX_OBJECT_SIZE`].
+    TooLarge,
     /// Not base64.
     Base64,
     /// The file does not start with `SSEK`.
@@ -149,7 +184,7 @@ impl fmt::Display for MetaError {
             MetaError::TrailingBytes(n) => write!(f, "{n} unexpected bytes after the metadata"),
             MetaError::UnsupportedVersion(v) => write!(
                 f,
-                "object format version {v} is not supported (this build reads 1)"
+                "object format version {v} is not supported (this build reads {FORMAT_VERSION})"
             ),
             MetaError::UnknownMode(m) => write!(f, "unknown encryption mode code {m}"),
             MetaError::TooLong(field) => write!(f, "metadata field {field} is too long"),
@@ -160,6 +195,10 @@ impl fmt::Display for MetaError {
             }
             MetaError::BadPartTable => f.write_str("part numbers must be 1..=10000 and ascending"),
             MetaError::SizeMismatch => f.write_str("part sizes do not add up to the object size"),
+            MetaError::TooLarge => write!(
+                f,
+                "object size over the format's limit of {MAX_OBJECT_SIZE} bytes"
+            ),
             MetaError::Base64 => f.write_str("metadata is not valid base64"),
             MetaError::BadMagic => f.write_str("not an ssekit object (no SSEK magic)"),
             MetaError::UnsupportedContainer(v) => write!(
@@ -288,11 +327,8 @@ impl ObjectMeta {
     /// [`MetaError::SizeMismatch`]): what `to_bytes` accepts, `from_bytes` reads back equal.
     pub fn to_bytes(&self) -> Result<Vec<u8>, MetaError> {
         self.validate()?;
-        let mut w = Writer(Vec::with_capacity(128 + 10 * self.parts.len()));
-        w.u8(FORMAT_VERSION);
-        w.u8(self.mode.code());
-        w.u64(self.size);
-        encode_context(&mut w, &self.context);
+        let mut w = Writer(Vec::with_capacity(192 + 10 * self.parts.len()));
+        self.encode_head(&mut w);
         w.u8(self.keys.len() as u8);
         for k in &self.keys {
             w.bytes8(k.provider.as_bytes());
@@ -301,15 +337,42 @@ impl ObjectMeta {
             w.bytes8(k.algorithm.as_bytes());
             w.bytes16(&k.ciphertext);
         }
+        self.encode_parts(&mut w);
+        w.0.extend_from_slice(&self.auth.commitment);
+        w.0.extend_from_slice(&self.auth.mac);
+        Ok(w.0)
+    }
+
+    /// Version, mode, size and context: the authenticated fields before the envelope.
+    fn encode_head(&self, w: &mut Writer) {
+        w.u8(FORMAT_VERSION);
+        w.u8(self.mode.code());
+        w.u64(self.size);
+        encode_context(w, &self.context);
+    }
+
+    /// The part table: the authenticated fields after the envelope.
+    fn encode_parts(&self, w: &mut Writer) {
         w.u16(self.parts.len() as u16);
         for p in &self.parts {
             w.u16(p.number as u16);
             w.u64(p.size);
         }
-        Ok(w.0)
     }
 
-    fn validate(&self) -> Result<(), MetaError> {
+    /// What the MAC covers (docs/FORMAT.md section 3): the encoding without the envelope and the
+    /// authentication itself. Only for validated metadata (the encoding is then injective).
+    pub(crate) fn authenticated_bytes(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(64 + 10 * self.parts.len()));
+        self.encode_head(&mut w);
+        self.encode_parts(&mut w);
+        w.0
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), MetaError> {
+        if self.size > MAX_OBJECT_SIZE {
+            return Err(MetaError::TooLarge);
+        }
         if self.context.len() > MAX_CONTEXT_ENTRIES {
             return Err(MetaError::TooLong("context"));
         }
@@ -396,6 +459,10 @@ impl ObjectMeta {
             let size = r.u64("part size")?;
             parts.push(PartEntry { number, size });
         }
+        let mut auth = MetaAuth::default();
+        auth.commitment
+            .copy_from_slice(r.take(32, "key commitment")?);
+        auth.mac.copy_from_slice(r.take(32, "metadata MAC")?);
         if !r.0.is_empty() {
             return Err(MetaError::TrailingBytes(r.0.len()));
         }
@@ -405,6 +472,7 @@ impl ObjectMeta {
             context,
             keys,
             parts,
+            auth,
         };
         meta.validate()?;
         Ok(meta)

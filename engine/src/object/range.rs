@@ -5,7 +5,7 @@ use std::io;
 use std::ops::Range;
 
 use super::cobblestone::{self, CHUNK_LEN, HEADER_LEN, MessageKey, SEALED_CHUNK_LEN};
-use super::{Error, PartEntry, part_context};
+use super::{Error, ObjectMeta, part_context};
 use crate::keys::DataKey;
 
 /// A plaintext byte range as HTTP and S3 give it (`bytes=first-last`, `bytes=first-`, `bytes=-n`).
@@ -101,28 +101,40 @@ pub(crate) struct PartSpan {
     pub(crate) stored_len: u64,
 }
 
-/// The parts of an object stored as `stored_len` bytes: the single part 0 when `parts` is empty,
-/// otherwise the table's parts back to back, which must add up to exactly `stored_len`.
-pub(crate) fn part_spans(parts: &[PartEntry], stored_len: u64) -> Result<Vec<PartSpan>, Error> {
-    if parts.is_empty() {
+/// The parts of an object stored as `stored_len` bytes: the single part 0 when the part table is
+/// empty, otherwise the table's parts back to back, which must add up to exactly `stored_len`. Every
+/// length comes from metadata that may be hostile (the plan is made before anything is verified), so
+/// all arithmetic is checked and every size bounded by [`MAX_OBJECT_SIZE`](super::MAX_OBJECT_SIZE).
+pub(crate) fn part_spans(meta: &ObjectMeta, stored_len: u64) -> Result<Vec<PartSpan>, Error> {
+    if meta.size > super::MAX_OBJECT_SIZE {
+        return Err(Error::TooLarge);
+    }
+    if meta.parts.is_empty() {
+        let found = cobblestone::plaintext_len(stored_len)?;
+        if found != meta.size {
+            return Err(Error::LengthMismatch {
+                expected: meta.size,
+                found,
+            });
+        }
         return Ok(vec![PartSpan {
             number: 0,
             plaintext_start: 0,
-            plaintext_len: cobblestone::plaintext_len(stored_len)?,
+            plaintext_len: found,
             stored_start: 0,
             stored_len,
         }]);
     }
-    let mut spans = Vec::with_capacity(parts.len());
+    let mut spans = Vec::with_capacity(meta.parts.len().min(super::MAX_PART_NUMBER as usize));
     let (mut p, mut s, mut prev) = (0u64, 0u64, 0u32);
-    for e in parts {
+    for e in &meta.parts {
         if e.number <= prev || e.number > super::MAX_PART_NUMBER {
             return Err(Error::BadLayout(
                 "part numbers must be 1..=10000 and ascending",
             ));
         }
         prev = e.number;
-        let sealed = cobblestone::sealed_len(e.size);
+        let sealed = cobblestone::checked_sealed_len(e.size)?;
         spans.push(PartSpan {
             number: e.number,
             plaintext_start: p,
@@ -132,6 +144,11 @@ pub(crate) fn part_spans(parts: &[PartEntry], stored_len: u64) -> Result<Vec<Par
         });
         p = p.checked_add(e.size).ok_or(Error::TooLarge)?;
         s = s.checked_add(sealed).ok_or(Error::TooLarge)?;
+    }
+    if p != meta.size {
+        return Err(Error::BadLayout(
+            "the part sizes do not add up to the object size",
+        ));
     }
     if s != stored_len {
         return Err(Error::BadLayout(
@@ -187,22 +204,24 @@ impl RangePlan {
     }
 }
 
-/// Plans a range read: from the plaintext range, the object's stored data size and its part table
-/// (empty for a single-part object), the stored byte ranges to fetch. Only the chunks holding the
-/// range are fetched, plus the final chunk of the object when the range is relative to its end (a
-/// suffix, an open end, or a clamped last byte), so that the object's length is authenticated.
+/// Plans a range read: from the plaintext range, the object's metadata and its stored data size, the
+/// stored byte ranges to fetch. The range is resolved against the metadata's size, which
+/// [`Verified::open_range`](super::Verified::open_range) has authenticated (a plan from unverified
+/// metadata is only a guess of what to fetch). Only the chunks holding the range are fetched, plus
+/// the final chunk of the object when the range is relative to its end (a suffix, an open end, or a
+/// clamped last byte), which also checks that the stored data ends where the size says.
 ///
 /// # Errors
 ///
-/// [`Error::Truncated`] or [`Error::BadLayout`] when the stored size fits no object with this part
-/// table; the range errors of [`ByteRange::resolve`].
+/// [`Error::Truncated`], [`Error::LengthMismatch`], [`Error::BadLayout`] or [`Error::TooLarge`] when
+/// the stored size does not fit the metadata; the range errors of [`ByteRange::resolve`].
 pub fn plan_range(
+    meta: &ObjectMeta,
     range: ByteRange,
     stored_len: u64,
-    parts: &[PartEntry],
 ) -> Result<RangePlan, Error> {
-    let spans = part_spans(parts, stored_len)?;
-    let size: u64 = spans.iter().map(|s| s.plaintext_len).sum();
+    let spans = part_spans(meta, stored_len)?;
+    let size = meta.size;
     let (want, to_end) = range.resolve(size)?;
     let mut fetches = Vec::new();
     let last_span = spans.len() - 1;
@@ -288,21 +307,22 @@ pub struct RangeRead {
 
 /// Opens only the chunks a range needs: plans it ([`plan_range`]), fetches each part's header and
 /// chunks from `source` (the object's stored data, `stored_len` bytes), checks each part's commitment,
-/// and decrypts the chunks.
-///
-/// # Errors
-///
-/// As [`plan_range`], and [`Error::WrongKey`], [`Error::Tampered`], or the source's I/O errors.
-pub fn open_range<S: ReadAt + ?Sized>(
+/// and decrypts the chunks. Only through [`Verified::open_range`](super::Verified::open_range).
+pub(crate) fn open_range<S: ReadAt + ?Sized>(
     dek: &DataKey,
+    meta: &ObjectMeta,
     stored_len: u64,
-    parts: &[PartEntry],
     range: ByteRange,
     source: &S,
 ) -> Result<RangeRead, Error> {
-    let plan = plan_range(range, stored_len, parts)?;
+    let plan = plan_range(meta, range, stored_len)?;
     let mut plaintext =
-        Vec::with_capacity(usize::try_from(plan.plaintext.end - plan.plaintext.start).unwrap_or(0));
+        // Reserve what the range needs, but no more than 64 MiB before any byte was read: `stored_len`
+        // is the caller's word, and the vector grows if the range is larger.
+        Vec::with_capacity(
+            usize::try_from((plan.plaintext.end - plan.plaintext.start).min(64 << 20))
+                .unwrap_or(0),
+        );
     let mut chunks_opened = 0;
     for f in &plan.fetches {
         let mut header = [0u8; HEADER_LEN];

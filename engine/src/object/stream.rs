@@ -207,24 +207,20 @@ impl<R: Read> std::fmt::Debug for OpenReader<R> {
 }
 
 impl<R: Read> OpenReader<R> {
-    /// A reader opening a single-part object's data from `inner`; reads the header and checks the
-    /// commitment at once.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::WrongKey`], [`Error::Truncated`] (no complete header), or `inner`'s read error.
-    pub fn new(inner: R, dek: &DataKey) -> Result<Self, Error> {
-        Self::new_part(inner, dek, 0)
-    }
-
-    /// A reader opening part `part`.
-    ///
-    /// # Errors
-    ///
-    /// As [`OpenReader::new`].
-    pub fn new_part(inner: R, dek: &DataKey, part: u32) -> Result<Self, Error> {
-        check_part(part)?;
-        Self::for_message(inner, dek.expose(), &part_context(part))
+    /// A reader of a message whose plaintext length is known and authenticated (from verified
+    /// metadata): it reads exactly that message's stored length and no more.
+    pub(crate) fn with_len(
+        inner: R,
+        input_key: &[u8],
+        context: &[u8],
+        len: u64,
+    ) -> Result<Self, Error> {
+        let mut r = Self::for_message(inner, input_key, context)?;
+        if len > super::MAX_OBJECT_SIZE {
+            return Err(Error::TooLarge);
+        }
+        r.len = Some(len);
+        Ok(r)
     }
 
     /// A reader opening a raw Cobblestone-256 message with any context.
@@ -313,6 +309,13 @@ impl<R: Read> OpenReader<R> {
         } else {
             (got, false)
         };
+        // No chunk index at or past the format's limit is ever used (a hostile stream could be longer).
+        if first + usable.div_ceil(SEALED_CHUNK_LEN) as u64 > MAX_CHUNKS {
+            self.batch_len = 0;
+            self.valid = 0;
+            self.error = Some(Error::TooLarge);
+            return;
+        }
         let (valid, result) = self
             .key
             .open_chunks_in_place(first, &mut self.batch[..usable]);
@@ -321,9 +324,7 @@ impl<R: Read> OpenReader<R> {
         self.batch[from..usable].fill(0);
         self.batch_len = usable;
         self.valid = valid;
-        if first + valid as u64 > MAX_CHUNKS {
-            self.error = Some(Error::TooLarge);
-        } else if let Err(e) = result {
+        if let Err(e) = result {
             self.error = Some(e);
         } else if missing_final {
             self.error = Some(Error::Truncated);
