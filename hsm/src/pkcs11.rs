@@ -4,15 +4,21 @@
 //! tests, a cloud HSM's module in production):
 //!
 //! - **KEKs live on the token**, one AES-256 secret-key object per key version, labelled
-//!   `<key-id>/v<version>`, created with `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE` true,
-//!   `CKA_EXTRACTABLE` false and `CKA_WRAP`/`CKA_UNWRAP` (and `CKA_ENCRYPT`/`CKA_DECRYPT` for the GCM
-//!   binding) true, and `CKA_ID` set to the keyring's namespace: 16 random bytes made with its
-//!   records (`kek-namespace`), so keyrings in different homes sharing a token never find or
-//!   destroy each other's KEKs, even under the same key ids. They never leave the token.
+//!   `<key-id>/v<version>`, generated with `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE` true,
+//!   `CKA_EXTRACTABLE`, `CKA_MODIFIABLE`, `CKA_COPYABLE`, `CKA_SIGN`, `CKA_VERIFY`, `CKA_DERIVE` false,
+//!   only the uses of the binding (`CKA_ENCRYPT`/`CKA_DECRYPT` for GCM, `CKA_WRAP`/`CKA_UNWRAP` for
+//!   KWP), and `CKA_ID` set to the keyring's namespace: 16 random bytes made with its records
+//!   (`kek-namespace`), so keyrings in different homes sharing a token never find or destroy each
+//!   other's KEKs, even under the same key ids. They never leave the token. A KEK found on the token
+//!   is read back before its first use (`inspect_kek`: class, key type, length, generated on the
+//!   token, always sensitive, never extractable, the binding's uses) and refused otherwise.
+//! - **Versions are never made twice**: a new one is numbered above every version the token holds
+//!   for the key (records restored from a backup, or a second host's copy, adopt the versions they
+//!   did not know), and nothing on the token is destroyed to make room.
 //! - **The lifecycle** (state, deletion window, rotation schedule, the list of versions) is kept in
 //!   the engine's [`KeyRecords`] under `<home>/pkcs11/<token label>/`: sealed, atomic, locked files,
 //!   the same transitions and typed errors as the local keyring. Destruction after the deletion
-//!   window destroys the token objects.
+//!   window destroys the key's AES secret keys on the token, nothing of another kind.
 //! - **Wrapping**, by [`Binding`]: `HsmGcm` (the default where the token offers `CKM_AES_GCM`)
 //!   encrypts the DEK on the token with the context as AAD; `AesKwpHmac` wraps the DEK with `CKM_AES_KEY_WRAP_PAD`
 //!   (RFC 5649) and binds the encryption context with HMAC-SHA-256 under a key derived from the DEK,
@@ -37,7 +43,7 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function, Pkcs11};
 use cryptoki::error::{Error as CkError, Rv, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -65,6 +71,28 @@ pub enum Binding {
     AesKwpHmac,
     /// `CKM_AES_GCM` on the token with the context as AAD: checked inside the HSM.
     HsmGcm,
+}
+
+impl Binding {
+    /// The uses a KEK of this binding is made with, and the only ones it gets: `CKA_ENCRYPT` and
+    /// `CKA_DECRYPT` for [`Binding::HsmGcm`], `CKA_WRAP` and `CKA_UNWRAP` for
+    /// [`Binding::AesKwpHmac`].
+    fn kek_uses(self) -> [Attribute; 4] {
+        let gcm = self == Binding::HsmGcm;
+        [
+            Attribute::Encrypt(gcm),
+            Attribute::Decrypt(gcm),
+            Attribute::Wrap(!gcm),
+            Attribute::Unwrap(!gcm),
+        ]
+    }
+
+    fn algorithm(self) -> &'static str {
+        match self {
+            Binding::AesKwpHmac => ALG_KWP_HMAC,
+            Binding::HsmGcm => ALG_HSM_GCM,
+        }
+    }
 }
 
 /// Where the token is and how to log in.
@@ -196,6 +224,17 @@ enum Fail {
     /// No token object carries this KEK label, or none is visible (a logged-out application does
     /// not see private objects).
     NoKek(String),
+    /// The token object under this KEK label is not a KEK this provider would use: which attribute
+    /// failed (or that several objects carry the label).
+    BadKek {
+        /// The label, `<key id>/v<version>`.
+        label: String,
+        /// What failed, e.g. `CKA_NEVER_EXTRACTABLE is false`.
+        why: String,
+    },
+    /// Another keyring sharing this namespace (a copy of this home) made the same version at the
+    /// same time; the one made here was destroyed.
+    Raced(String),
     /// Destroying a short-lived session object failed (SoftHSM2 answers so once a logout has
     /// already destroyed it): closing the session ends it for sure, so the call is retried.
     Cleanup(CkError),
@@ -222,6 +261,7 @@ fn recovery(e: &Fail) -> Recovery {
         Fail::Ck(CkError::Pkcs11(rv, _)) => rv,
         Fail::Ck(_) => return Recovery::None,
         Fail::NoKek(_) | Fail::Cleanup(_) => return Recovery::Login,
+        Fail::BadKek { .. } | Fail::Raced(_) => return Recovery::None,
     };
     match rv {
         RvError::SessionHandleInvalid
@@ -269,8 +309,10 @@ struct Token {
     pin: AuthPin,
     pool: Mutex<Vec<Session>>,
     pool_size: usize,
-    /// KEK handles found so far, by key id and version.
-    keks: Mutex<HashMap<String, Vec<(u32, ObjectHandle)>>>,
+    /// The binding new wraps use, and so the uses new KEKs are made with.
+    binding: Binding,
+    /// KEK handles found and checked so far, by key id: version, handle, what it may be used for.
+    keks: Mutex<HashMap<String, Vec<CheckedKek>>>,
     /// `C_GetAttributeValue`, called directly to read unwrapped DEKs into zeroizing memory.
     raw: RawGetValue,
     /// The `CKA_ID` of this keyring's KEKs: random, made with its records. Keyrings in other homes
@@ -298,6 +340,14 @@ impl Token {
             .ok_or_else(|| {
                 KeyError::NotFound(format!("PKCS#11 token labelled `{}`", config.token_label))
             })?;
+        let supports_gcm = ctx
+            .get_mechanism_list(slot)
+            .is_ok_and(|m| m.contains(&cryptoki::mechanism::MechanismType::AES_GCM));
+        let binding = match config.binding {
+            Some(b) => b,
+            None if supports_gcm => Binding::HsmGcm,
+            None => Binding::AesKwpHmac,
+        };
         let token = Token {
             ctx,
             slot,
@@ -305,6 +355,7 @@ impl Token {
             pin: AuthPin::new(config.pin.as_str().into()),
             pool: Mutex::new(Vec::new()),
             pool_size: config.pool_size.max(1),
+            binding,
             keks: Mutex::new(HashMap::new()),
             raw,
             namespace,
@@ -312,12 +363,6 @@ impl Token {
         // Log in now, so a wrong PIN is reported when the provider is opened.
         token.with_session(|_| Ok(()))?;
         Ok(token)
-    }
-
-    fn supports_gcm(&self) -> bool {
-        self.ctx
-            .get_mechanism_list(self.slot)
-            .is_ok_and(|m| m.contains(&cryptoki::mechanism::MechanismType::AES_GCM))
     }
 
     fn new_session(&self) -> Result<Session, CkError> {
@@ -395,34 +440,174 @@ impl Token {
                 "KEK `{label}` is missing from PKCS#11 token `{}` (deleted on the token?)",
                 self.label
             )),
+            Fail::BadKek { label, why } => KeyError::Corrupt(format!(
+                "KEK `{label}` on PKCS#11 token `{}` is refused and was not used: {why}",
+                self.label
+            )),
+            Fail::Raced(label) => KeyError::Unavailable {
+                call: "C_GenerateKey".into(),
+                detail: format!(
+                    "another keyring sharing this one's namespace made KEK `{label}` on PKCS#11 \
+                     token `{}` at the same time; nothing was changed, retry",
+                    self.label
+                ),
+            },
         }
     }
 
-    /// The token object of `id`'s `version`.
-    fn kek(&self, s: &Session, id: &str, version: u32) -> Result<ObjectHandle, Fail> {
-        let known = lock(&self.keks)
-            .get(id)
-            .and_then(|vs| vs.iter().find(|(v, _)| *v == version).map(|(_, h)| *h));
-        if let Some(h) = known {
-            return Ok(h);
-        }
+    /// The token object of `id`'s `version`, checked (see [`inspect_kek`]) before its first use,
+    /// for an operation of `binding`.
+    fn kek(
+        &self,
+        s: &Session,
+        id: &str,
+        version: u32,
+        binding: Binding,
+    ) -> Result<ObjectHandle, Fail> {
         let label = kek_label(id, version);
-        let found = s.find_objects(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::Label(label.clone().into_bytes()),
-            Attribute::Id(self.namespace.clone()),
-        ])?;
-        match found.as_slice() {
-            [h] => {
+        let known = lock(&self.keks).get(id).and_then(|vs| {
+            vs.iter()
+                .find(|(v, ..)| *v == version)
+                .map(|(_, h, uses)| (*h, *uses))
+        });
+        let (h, uses) = match known {
+            Some(k) => k,
+            None => {
+                // Any class: an object of another kind under this label is refused, not skipped.
+                let found = s.find_objects(&[
+                    Attribute::Label(label.clone().into_bytes()),
+                    Attribute::Id(self.namespace.clone()),
+                ])?;
+                let h = match found.as_slice() {
+                    [] => return Err(Fail::NoKek(label)),
+                    [h] => *h,
+                    more => {
+                        return Err(Fail::BadKek {
+                            label,
+                            why: format!("{} objects carry this label", more.len()),
+                        });
+                    }
+                };
+                let uses = inspect_kek(s, h)?.map_err(|why| Fail::BadKek {
+                    label: label.clone(),
+                    why,
+                })?;
                 lock(&self.keks)
                     .entry(id.to_owned())
                     .or_default()
-                    .push((version, *h));
-                Ok(*h)
+                    .push((version, h, uses));
+                (h, uses)
             }
-            _ => Err(Fail::NoKek(label)),
+        };
+        if !uses.allows(binding) {
+            let pair = match binding {
+                Binding::HsmGcm => "CKA_ENCRYPT and CKA_DECRYPT",
+                Binding::AesKwpHmac => "CKA_WRAP and CKA_UNWRAP",
+            };
+            return Err(Fail::BadKek {
+                label,
+                why: format!(
+                    "{pair} are not both true (it was made for the other binding); rotate the key \
+                     to make a version for {}",
+                    binding.algorithm()
+                ),
+            });
+        }
+        Ok(h)
+    }
+}
+
+/// A KEK found and checked: its version, handle and uses.
+type CheckedKek = (u32, ObjectHandle, KekUses);
+
+/// What a checked KEK may be used for.
+#[derive(Clone, Copy)]
+struct KekUses {
+    gcm: bool,
+    kwp: bool,
+}
+
+impl KekUses {
+    fn allows(self, binding: Binding) -> bool {
+        match binding {
+            Binding::HsmGcm => self.gcm,
+            Binding::AesKwpHmac => self.kwp,
         }
     }
+}
+
+/// What a token object must be to serve as a KEK, read back before its first use: a 256-bit AES
+/// secret key, generated on the token (`CKA_LOCAL`), always sensitive and never extractable,
+/// private, a token object. `Ok(Err(why))` names the first attribute that fails.
+fn inspect_kek(s: &Session, h: ObjectHandle) -> Result<Result<KekUses, String>, CkError> {
+    use AttributeType as T;
+    const REQUIRED: [(AttributeType, bool); 7] = [
+        (T::Token, true),
+        (T::Private, true),
+        (T::Local, true),
+        (T::Sensitive, true),
+        (T::AlwaysSensitive, true),
+        (T::Extractable, false),
+        (T::NeverExtractable, true),
+    ];
+    let mut wanted = vec![T::Class, T::KeyType, T::ValueLen];
+    wanted.extend(REQUIRED.iter().map(|(t, _)| *t));
+    wanted.extend([T::Encrypt, T::Decrypt, T::Wrap, T::Unwrap]);
+    let mut class = None;
+    let mut key_type = None;
+    let mut len = None;
+    let mut flags = HashMap::new();
+    for a in s.get_attributes(h, &wanted)? {
+        match a {
+            Attribute::Class(c) => class = Some(c),
+            Attribute::KeyType(k) => key_type = Some(k),
+            Attribute::ValueLen(n) => len = Some(cryptoki_sys::CK_ULONG::from(n)),
+            Attribute::Token(b)
+            | Attribute::Private(b)
+            | Attribute::Local(b)
+            | Attribute::Sensitive(b)
+            | Attribute::AlwaysSensitive(b)
+            | Attribute::Extractable(b)
+            | Attribute::NeverExtractable(b)
+            | Attribute::Encrypt(b)
+            | Attribute::Decrypt(b)
+            | Attribute::Wrap(b)
+            | Attribute::Unwrap(b) => {
+                flags.insert(a.attribute_type(), b);
+            }
+            _ => {}
+        }
+    }
+    if class != Some(ObjectClass::SECRET_KEY) {
+        return Ok(Err(match class {
+            Some(c) => format!("CKA_CLASS is {c}, not CKO_SECRET_KEY"),
+            None => "CKA_CLASS is not readable".into(),
+        }));
+    }
+    if key_type != Some(KeyType::AES) {
+        return Ok(Err(match key_type {
+            Some(k) => format!("CKA_KEY_TYPE is {k}, not CKK_AES"),
+            None => "CKA_KEY_TYPE is not readable".into(),
+        }));
+    }
+    if len != Some(32) {
+        return Ok(Err(match len {
+            Some(n) => format!("CKA_VALUE_LEN is {n}, not 32"),
+            None => "CKA_VALUE_LEN is not readable".into(),
+        }));
+    }
+    for (t, want) in REQUIRED {
+        match flags.get(&t) {
+            Some(&b) if b == want => {}
+            Some(&b) => return Ok(Err(format!("{t} is {b}, not {want}"))),
+            None => return Ok(Err(format!("{t} is not readable"))),
+        }
+    }
+    let flag = |t: AttributeType| flags.get(&t).copied().unwrap_or(false);
+    Ok(Ok(KekUses {
+        gcm: flag(T::Encrypt) && flag(T::Decrypt),
+        kwp: flag(T::Wrap) && flag(T::Unwrap),
+    }))
 }
 
 /// The module's `C_GetAttributeValue`, called directly: cryptoki's `get_attributes` copies a value
@@ -500,9 +685,35 @@ fn kek_label(id: &str, version: u32) -> String {
     format!("{id}/v{version}")
 }
 
-/// Destroys this keyring's token objects labelled `label`; returns how many there were.
+/// The version in a KEK label of key `id`, `<id>/v<version>` (key ids hold no `/`): decimal, no
+/// sign or leading zero, at least 1.
+fn label_version(label: &[u8], id: &str) -> Option<u32> {
+    let digits = label.strip_prefix(id.as_bytes())?.strip_prefix(b"/v")?;
+    if digits.first() == Some(&b'0') || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Fails unless `s` runs as the logged-in user: a search made logged out misses every private
+/// object, and one that decides a version number must not.
+fn require_login(s: &Session) -> Result<(), Fail> {
+    if logged_in(s) {
+        Ok(())
+    } else {
+        Err(Fail::Ck(CkError::Pkcs11(
+            RvError::UserNotLoggedIn,
+            Function::FindObjects,
+        )))
+    }
+}
+
+/// Destroys this keyring's AES secret keys labelled `label` (no object of another kind under the
+/// label is touched); returns how many there were.
 fn destroy_labelled(s: &Session, namespace: &[u8], label: &str) -> Result<usize, CkError> {
     let found = s.find_objects(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(namespace.to_vec()),
     ])?;
@@ -512,32 +723,86 @@ fn destroy_labelled(s: &Session, namespace: &[u8], label: &str) -> Result<usize,
     Ok(found.len())
 }
 
+impl Token {
+    /// The template of a new KEK: AES-256 on the token, private, sensitive, never extractable,
+    /// not modifiable or copyable, with the uses of this token's binding and no others.
+    fn kek_template(&self, label: &str) -> Vec<Attribute> {
+        let mut t = vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Modifiable(false),
+            Attribute::Copyable(false),
+            Attribute::Sign(false),
+            Attribute::Verify(false),
+            Attribute::Derive(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(self.namespace.clone()),
+        ];
+        t.extend(self.binding.kek_uses());
+        t
+    }
+}
+
 impl VersionStore for Token {
+    fn held_versions(&self, id: &str, from: u32) -> Result<Vec<u32>, KeyError> {
+        self.with_session(|s| {
+            require_login(s)?;
+            // Every object of this namespace, of any kind: a number in use under any label is
+            // skipped, never made again.
+            let mut held = Vec::new();
+            for h in s.find_objects(&[Attribute::Id(self.namespace.clone())])? {
+                for a in s.get_attributes(h, &[AttributeType::Label])? {
+                    if let Attribute::Label(l) = a {
+                        held.extend(label_version(&l, id).filter(|v| *v >= from));
+                    }
+                }
+            }
+            require_login(s)?;
+            held.sort_unstable();
+            held.dedup();
+            Ok(held)
+        })
+    }
+
     fn create_version(&self, id: &str, version: u32) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let label = kek_label(id, version);
+        let template = self.kek_template(&label);
         self.with_session(|s| {
-            // A version never recorded (a crash between creating it and writing the record) may
-            // be left over: nothing was wrapped under it, so replace it.
-            destroy_labelled(s, &self.namespace, &label)?;
-            s.generate_key(
-                &Mechanism::AesKeyGen,
-                &[
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::AES),
-                    Attribute::ValueLen(32.into()),
-                    Attribute::Token(true),
-                    Attribute::Private(true),
-                    Attribute::Sensitive(true),
-                    Attribute::Extractable(false),
-                    Attribute::Wrap(true),
-                    Attribute::Unwrap(true),
-                    Attribute::Encrypt(true),
-                    Attribute::Decrypt(true),
+            // Nothing is destroyed to make room: the records chose `version` above every version
+            // the token holds (`held_versions`). What is checked after generating is only ever the
+            // object made here, destroyed if it fails (nothing was wrapped under it yet).
+            let h = s.generate_key(&Mechanism::AesKeyGen, &template)?;
+            let checked = (|| {
+                let found = s.find_objects(&[
                     Attribute::Label(label.clone().into_bytes()),
                     Attribute::Id(self.namespace.clone()),
-                ],
-            )?;
-            Ok(())
+                ])?;
+                match found.as_slice() {
+                    [f] if *f == h => {}
+                    [] => require_login(s)?,
+                    _ => return Err(Fail::Raced(label.clone())),
+                }
+                match inspect_kek(s, h)? {
+                    Ok(uses) if uses.allows(self.binding) => Ok(()),
+                    Ok(_) => Err(Fail::BadKek {
+                        label: label.clone(),
+                        why: "the token did not give it the uses asked for".into(),
+                    }),
+                    Err(why) => Err(Fail::BadKek {
+                        label: label.clone(),
+                        why: format!("the token made it so: {why}"),
+                    }),
+                }
+            })();
+            if checked.is_err() {
+                let _ = s.destroy_object(h);
+            }
+            checked
         })?;
         // The KEK stays on the token: the record keeps nothing for it.
         Ok(Zeroizing::new(Vec::new()))
@@ -558,10 +823,15 @@ impl VersionStore for Token {
                 Ok(()) | Err(KeyError::Corrupt(_)) => {}
                 Err(e) => return Err(e),
             }
-            if let Some(vs) = lock(&self.keks).get_mut(id) {
-                vs.retain(|(n, _)| *n != v);
+        }
+        // Versions made through a copy of the records (which these never adopted) go with the key.
+        for v in self.held_versions(id, 1)? {
+            if !versions.contains(&v) {
+                let label = kek_label(id, v);
+                self.with_session(|s| Ok(destroy_labelled(s, &self.namespace, &label)?))?;
             }
         }
+        lock(&self.keks).remove(id);
         Ok(())
     }
 }
@@ -645,11 +915,7 @@ impl Pkcs11Provider {
         // The records hold no key material, only the lifecycle; their own root secret (generated on
         // first use) seals them so that a state cannot be edited back to Enabled unnoticed.
         let records = KeyRecords::open_with(&dir, None, clock, token.clone())?;
-        let binding = match config.binding {
-            Some(b) => b,
-            None if token.supports_gcm() => Binding::HsmGcm,
-            None => Binding::AesKwpHmac,
-        };
+        let binding = token.binding;
         Ok(Pkcs11Provider {
             token,
             records,
@@ -684,7 +950,7 @@ impl Pkcs11Provider {
         data: &[u8],
     ) -> Result<Vec<u8>, KeyError> {
         let mut out = self.token.with_session(|s| {
-            let kek = self.token.kek(s, id, version)?;
+            let kek = self.token.kek(s, id, version, Binding::AesKwpHmac)?;
             let mut template = session_key_template();
             template.push(Attribute::Value(dek.expose().to_vec()));
             let obj = s.create_object(&template);
@@ -709,7 +975,9 @@ impl Pkcs11Provider {
         let dek = self
             .token
             .with_session(|s| {
-                let kek = self.token.kek(s, &w.key_id, w.key_version)?;
+                let kek = self
+                    .token
+                    .kek(s, &w.key_id, w.key_version, Binding::AesKwpHmac)?;
                 let obj = s.unwrap_key(
                     &Mechanism::AesKeyWrapPad,
                     kek,
@@ -750,7 +1018,7 @@ impl Pkcs11Provider {
         let mut iv = [0u8; 12];
         getrandom::fill(&mut iv).expect("the operating system's random number generator failed");
         let ct = self.token.with_session(|s| {
-            let kek = self.token.kek(s, id, version)?;
+            let kek = self.token.kek(s, id, version, Binding::HsmGcm)?;
             let mut iv = iv;
             let params = GcmParams::new(&mut iv, data, 128.into())?;
             Ok(s.encrypt(&Mechanism::AesGcm(params), kek, dek.expose())?)
@@ -768,7 +1036,9 @@ impl Pkcs11Provider {
         let plain = self
             .token
             .with_session(|s| {
-                let kek = self.token.kek(s, &w.key_id, w.key_version)?;
+                let kek = self
+                    .token
+                    .kek(s, &w.key_id, w.key_version, Binding::HsmGcm)?;
                 let mut iv: [u8; 12] = c[..12].try_into().expect("12 bytes");
                 let params = GcmParams::new(&mut iv, data, 128.into())?;
                 match s.decrypt(&Mechanism::AesGcm(params), kek, &c[12..]) {

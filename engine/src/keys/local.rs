@@ -110,7 +110,20 @@ impl Record {
 
     /// Adds the next version, made by `store`.
     fn add_version(&mut self, now: u64, store: &dyn VersionStore) -> Result<(), KeyError> {
-        let version = self.versions.last().map_or(1, |v| v.version + 1);
+        let mut version = self.versions.last().map_or(1, |v| v.version + 1);
+        // Versions the device made through a copy of this record are recorded, never made again.
+        for held in store.held_versions(&self.id, version)? {
+            if held >= version {
+                self.versions.push(Version {
+                    version: held,
+                    created: now,
+                    material: String::new(),
+                });
+                version = held.checked_add(1).ok_or_else(|| {
+                    KeyError::Corrupt(format!("key `{}` has no version numbers left", self.id))
+                })?;
+            }
+        }
         let material = store.create_version(&self.id, version)?;
         self.versions.push(Version {
             version,
@@ -187,6 +200,16 @@ pub trait VersionStore: Send + Sync {
     /// The device's error; the key then stays pending deletion and destruction is retried on its
     /// next use.
     fn destroy_versions(&self, id: &str, versions: &[u32]) -> Result<(), KeyError>;
+    /// The versions of `id` numbered `from` or above that the device already holds, ascending: made
+    /// through a copy of the record (a restored backup, another host). The record adopts them,
+    /// keeping nothing for them, and the next version is made above them. None by default.
+    ///
+    /// # Errors
+    ///
+    /// The device's error; no version is then added.
+    fn held_versions(&self, _id: &str, _from: u32) -> Result<Vec<u32>, KeyError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The local keyring's versions: 32 random bytes each, kept (sealed) in the record.
