@@ -20,7 +20,22 @@
 //!   internal and dependency errors, any 5xx, timeouts and connection failures are tried again after
 //!   an exponential backoff with jitter, at most [`KmsConfig::max_attempts`] attempts in all, each
 //!   under [`KmsConfig::attempt_timeout`]. What is still failing then is [`KeyError::Unavailable`];
-//!   every other error is returned at once.
+//!   every other error is returned at once. Only calls that are safe to repeat are repeated as they
+//!   are: reads, the data calls (`GenerateDataKey`, `Encrypt`, `Decrypt`) and the calls that only
+//!   set a state (`EnableKey`, `DisableKey`, `EnableKeyRotation`: a repeat finds it set and
+//!   changes nothing). `CreateKey`, `CreateAlias`, `RotateKeyOnDemand`, `ScheduleKeyDeletion` and
+//!   `CancelKeyDeletion` are not: after a failure that leaves their outcome unknown (a lost answer,
+//!   a timeout, a 5xx, as well as the rejections above, which cost one read to confirm), the
+//!   provider reads the state back and repeats the call only if it was not carried out. `CreateKey`
+//!   tags each key with a creation token of its own ([`CREATION_TOKEN_TAG`]) and looks for it
+//!   (`ListKeys`, `ListResourceTags`); `CreateAlias` reads where the alias points; a rotation
+//!   counts `ListKeyRotations` and reads `GetKeyRotationStatus`'s on-demand start; the deletion
+//!   calls read the key's state. Where that read fails too, the call is a
+//!   [`KeyError::Device`] whose code says the outcome is unknown, never a repeat.
+//! - **Clean-up.** `create_key` with a name makes the key, then the alias. It schedules deletion
+//!   (7 days) only of the key it made itself, and only when the alias could not be made and does
+//!   not point at that key: a name already taken by another key is [`KeyError::AlreadyExists`]
+//!   and the other key is left alone; an outcome it could not read back leaves its key in place.
 //! - **Runtime.** The provider owns a small tokio runtime; its calls block the calling thread. Called
 //!   from inside another tokio runtime, a call runs on a scoped thread instead of panicking.
 //! - **Key material.** Plaintext data keys are moved out of the SDK's response into `Zeroizing`
@@ -41,7 +56,7 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{DataKeySpec, KeyMetadata, KeySpec as KmsKeySpec, KeyUsageType};
+use aws_sdk_kms::types::{DataKeySpec, KeyMetadata, KeySpec as KmsKeySpec, KeyUsageType, Tag};
 use ssekit_engine::keys::{
     DataKey, EncryptionContext, KeyError, KeyInfo, KeyProvider, KeySpec, KeyState, WrappedKey,
 };
@@ -51,6 +66,10 @@ use zeroize::Zeroizing;
 pub const KMS_PROVIDER: &str = "kms";
 /// The wrap algorithm recorded in wrapped keys: KMS symmetric encryption.
 pub const ALG_KMS: &str = "AWS-KMS-SYMMETRIC_DEFAULT";
+
+/// The tag `create_key` puts on each key it makes, its value a random token of that call's own, by
+/// which a call whose answer was lost finds the key it made instead of making another.
+pub const CREATION_TOKEN_TAG: &str = "ssekit:creation-token";
 
 /// How often a key's version count is read again for new wraps.
 const VERSION_TTL: Duration = Duration::from_secs(60);
@@ -227,6 +246,43 @@ impl KmsProvider {
                     attempt += 1;
                 }
                 r => return r,
+            }
+        }
+    }
+
+    /// A KMS call that changes state and is not safe to repeat blindly: tried once, and after a
+    /// failure that leaves its outcome unknown (one that [`Self::call`] would retry), `done` reads
+    /// the state back after the backoff: `Some(v)` when the change is found made (its answer was
+    /// lost), `None` when it was not, and only then is the call tried again. `answered` maps the
+    /// call's own answer. A read that fails stops here with [`outcome_unknown`]; after the last
+    /// attempt, a change read back as not made is [`KeyError::Unavailable`] (nothing was changed).
+    fn change<T, V, E, Fut>(
+        &self,
+        call: &str,
+        id: &str,
+        data: bool,
+        op: impl Fn() -> Fut,
+        answered: impl FnOnce(T) -> Result<V, KeyError>,
+        done: impl Fn() -> Result<Option<V>, KeyError>,
+    ) -> Result<V, KeyError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>> + Send,
+        T: Send,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut attempt = 1;
+        loop {
+            let err = match self.block(op()).map_err(|e| self.fail(call, id, data, e)) {
+                Ok(out) => return answered(out),
+                Err(e @ KeyError::Unavailable { .. }) => e,
+                Err(e) => return Err(e),
+            };
+            std::thread::sleep(self.retry.backoff(attempt));
+            match done() {
+                Ok(Some(v)) => return Ok(v),
+                Ok(None) if attempt < self.retry.max_attempts => attempt += 1,
+                Ok(None) => return Err(err),
+                Err(read) => return Err(outcome_unknown(call, &err, &read)),
             }
         }
     }
@@ -413,6 +469,126 @@ impl KmsProvider {
         Ok(meta)
     }
 
+    /// `ScheduleKeyDeletion` of the key `key_id` (a KMS key id) in `days` days, named `id` in errors.
+    fn schedule(&self, id: &str, key_id: &str, days: u32) -> Result<(), KeyError> {
+        self.change(
+            "kms:ScheduleKeyDeletion",
+            id,
+            false,
+            || {
+                self.client
+                    .schedule_key_deletion()
+                    .key_id(key_id)
+                    .pending_window_in_days(days as i32)
+                    .send()
+            },
+            |_| Ok(()),
+            || {
+                let now = state_of(&self.describe_meta(key_id)?);
+                Ok(matches!(now, KeyState::PendingDeletion { .. }).then_some(()))
+            },
+        )
+    }
+
+    /// The KMS key id of the key whose [`CREATION_TOKEN_TAG`] is `token`, if there is one: how a
+    /// `CreateKey` whose answer was lost is found. Reads every key's tags (`ListResourceTags`), so
+    /// it is only used after such a failure.
+    fn find_created(&self, name: &str, token: &str) -> Result<Option<String>, KeyError> {
+        let mut marker = None;
+        loop {
+            let out = self.call("kms:ListKeys", name, false, || {
+                self.client.list_keys().set_marker(marker.clone()).send()
+            })?;
+            for key_id in out.keys().iter().filter_map(|k| k.key_id()) {
+                if self.has_token(name, key_id, token)? {
+                    return Ok(Some(key_id.to_owned()));
+                }
+            }
+            match out.next_marker {
+                Some(m) if out.truncated => marker = Some(m),
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    fn has_token(&self, name: &str, key_id: &str, token: &str) -> Result<bool, KeyError> {
+        let mut marker = None;
+        loop {
+            let out = match self.call("kms:ListResourceTags", name, false, || {
+                self.client
+                    .list_resource_tags()
+                    .key_id(key_id)
+                    .set_marker(marker.clone())
+                    .send()
+            }) {
+                Ok(out) => out,
+                // Deleted since it was listed, or not ours to read: not the key this call made.
+                Err(KeyError::NotFound(_) | KeyError::Device { .. }) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if out
+                .tags()
+                .iter()
+                .any(|t| t.tag_key() == CREATION_TOKEN_TAG && t.tag_value() == token)
+            {
+                return Ok(true);
+            }
+            match out.next_marker {
+                Some(m) if out.truncated => marker = Some(m),
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    /// The KMS key id the alias of `id` points at; `None` when there is no such alias.
+    fn alias_target(&self, id: &str) -> Result<Option<String>, KeyError> {
+        match self.describe_meta(id) {
+            Ok(meta) => Ok(Some(meta.key_id().to_owned())),
+            Err(KeyError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Names the key `key_id`, which this `create_key` made, `alias/<id>`. If the alias cannot be
+    /// made, and it does not point at that key, the key is an orphan and is scheduled for
+    /// deletion (it is this call's own; nothing else is ever deleted). A name taken by another key
+    /// is [`KeyError::AlreadyExists`]; an outcome that could not be read back leaves the key.
+    fn create_alias(&self, id: &str, key_id: &str) -> Result<(), KeyError> {
+        // `true`: the alias names this key; `false`: it names another.
+        let named = self.change(
+            "kms:CreateAlias",
+            id,
+            false,
+            || {
+                self.client
+                    .create_alias()
+                    .alias_name(kms_id(id))
+                    .target_key_id(key_id)
+                    .send()
+            },
+            |_| Ok(true),
+            || Ok(self.alias_target(id)?.map(|t| t == key_id)),
+        );
+        let err = match named {
+            Ok(true) => return Ok(()),
+            Ok(false) => KeyError::AlreadyExists(id.to_owned()),
+            // The name is taken, if by this key then through an attempt whose answer was lost:
+            // read where it points.
+            Err(e @ KeyError::AlreadyExists(_)) => match self.alias_target(id) {
+                Ok(Some(t)) if t == key_id => return Ok(()),
+                Ok(_) => e,
+                Err(read) => return Err(outcome_unknown("kms:CreateAlias", &e, &read)),
+            },
+            // Whether the alias was made is not known: the key may be in use by it.
+            Err(e @ KeyError::Device { .. }) if is_outcome_unknown(&e) => return Err(e),
+            // Refused, or unavailable and read back as not made: the key has no name.
+            Err(e) => e,
+        };
+        // Best effort: a failure here leaves an orphan key, never touches another.
+        let _ = self.schedule(id, key_id, 7);
+        Err(err)
+    }
+
     fn wrapped(
         &self,
         id: &str,
@@ -430,6 +606,38 @@ impl KmsProvider {
             ciphertext,
         })
     }
+}
+
+/// What a state-changing call that failed ambiguously is, when reading the state back failed too:
+/// it may or may not have been carried out, and is not repeated.
+fn outcome_unknown(call: &str, err: &KeyError, read: &KeyError) -> KeyError {
+    // An unavailable service by what it said (its message says nothing was changed).
+    let why = |e: &KeyError| match e {
+        KeyError::Unavailable { call, detail } => format!("{call}: {detail}"),
+        e => e.to_string(),
+    };
+    KeyError::Device {
+        call: call.to_owned(),
+        code: format!(
+            "{OUTCOME_UNKNOWN} ({}; reading the state back failed: {}): look at the key before trying again",
+            why(err),
+            why(read)
+        ),
+    }
+}
+
+const OUTCOME_UNKNOWN: &str = "outcome unknown";
+
+fn is_outcome_unknown(e: &KeyError) -> bool {
+    matches!(e, KeyError::Device { code, .. } if code.starts_with(OUTCOME_UNKNOWN))
+}
+
+/// A fresh random creation token (128 bits, hex).
+fn creation_token() -> Result<String, KeyError> {
+    let mut r = [0u8; 16];
+    getrandom::fill(&mut r)
+        .map_err(|e| KeyError::Io(format!("no randomness for a creation token: {e}")))?;
+    Ok(r.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The KeyId to send for a caller's id (see the module docs).
@@ -598,37 +806,35 @@ impl KeyProvider for KmsProvider {
             }
         }
         let name = spec.id.as_deref().unwrap_or("(new key)");
-        let out = self.call("kms:CreateKey", name, false, || {
-            self.client
-                .create_key()
-                .description(&spec.description)
-                .key_usage(KeyUsageType::EncryptDecrypt)
-                .key_spec(KmsKeySpec::SymmetricDefault)
-                .send()
-        })?;
-        let meta = out
-            .key_metadata
-            .ok_or_else(|| bad_answer("kms:CreateKey", "no KeyMetadata"))?;
-        let key_id = meta.key_id().to_owned();
-        if let Some(id) = &spec.id {
-            let made = self.call("kms:CreateAlias", id, false, || {
+        let token = creation_token()?;
+        let tag = Tag::builder()
+            .tag_key(CREATION_TOKEN_TAG)
+            .tag_value(&token)
+            .build()
+            .map_err(|e| KeyError::Malformed(format!("kms:CreateKey: {e}")))?;
+        let key_id = self.change(
+            "kms:CreateKey",
+            name,
+            false,
+            || {
                 self.client
-                    .create_alias()
-                    .alias_name(kms_id(id))
-                    .target_key_id(&key_id)
+                    .create_key()
+                    .description(&spec.description)
+                    .key_usage(KeyUsageType::EncryptDecrypt)
+                    .key_spec(KmsKeySpec::SymmetricDefault)
+                    .tags(tag.clone())
                     .send()
-            });
-            if let Err(e) = made {
-                // Someone took the name meanwhile: the new key would be an orphan; let it go.
-                let _ = self.call("kms:ScheduleKeyDeletion", id, false, || {
-                    self.client
-                        .schedule_key_deletion()
-                        .key_id(&key_id)
-                        .pending_window_in_days(7)
-                        .send()
-                });
-                return Err(e);
-            }
+            },
+            |out| {
+                let meta = out
+                    .key_metadata
+                    .ok_or_else(|| bad_answer("kms:CreateKey", "no KeyMetadata"))?;
+                Ok(meta.key_id().to_owned())
+            },
+            || self.find_created(name, &token),
+        )?;
+        if let Some(id) = &spec.id {
+            self.create_alias(id, &key_id)?;
         }
         if let Some(days) = spec.rotation_period_days {
             self.call("kms:EnableKeyRotation", name, false, || {
@@ -703,15 +909,35 @@ impl KeyProvider for KmsProvider {
         let meta = self.describe_meta(key_id)?;
         let mut info = self.info(key_id, &meta)?;
         info.state.require_enabled(key_id)?;
-        self.call("kms:RotateKeyOnDemand", key_id, true, || {
-            self.client
-                .rotate_key_on_demand()
-                .key_id(meta.key_id())
-                .send()
-        })?;
+        let before = info.current_version;
+        self.change(
+            "kms:RotateKeyOnDemand",
+            key_id,
+            true,
+            || {
+                self.client
+                    .rotate_key_on_demand()
+                    .key_id(meta.key_id())
+                    .send()
+            },
+            |_| Ok(()),
+            // Done if a rotation was completed since, or one is under way (real KMS lists an
+            // on-demand rotation only once it is complete, and refuses a second meanwhile).
+            || {
+                let status = self.call("kms:GetKeyRotationStatus", key_id, false, || {
+                    self.client
+                        .get_key_rotation_status()
+                        .key_id(meta.key_id())
+                        .send()
+                })?;
+                let (now, _) = self.versions(key_id, meta.key_id())?;
+                let done = now > before || status.on_demand_rotation_start_date.is_some();
+                Ok(done.then_some(()))
+            },
+        )?;
         // Real KMS may list the rotation a little later; the version counts it from now on.
         let (after, _) = self.versions(key_id, meta.key_id())?;
-        info.current_version = after.max(info.current_version + 1);
+        info.current_version = after.max(before + 1);
         self.remember(key_id, info.current_version);
         Ok(info)
     }
@@ -740,13 +966,7 @@ impl KeyProvider for KmsProvider {
             KeyState::PendingDeletion { .. } => Err("already pending deletion".into()),
             _ => Ok(()),
         })?;
-        self.call("kms:ScheduleKeyDeletion", key_id, false, || {
-            self.client
-                .schedule_key_deletion()
-                .key_id(meta.key_id())
-                .pending_window_in_days(days as i32)
-                .send()
-        })?;
+        self.schedule(key_id, meta.key_id(), days)?;
         self.describe(key_id)
     }
 
@@ -755,12 +975,22 @@ impl KeyProvider for KmsProvider {
             KeyState::PendingDeletion { .. } => Ok(()),
             _ => Err("not pending deletion".into()),
         })?;
-        self.call("kms:CancelKeyDeletion", key_id, false, || {
-            self.client
-                .cancel_key_deletion()
-                .key_id(meta.key_id())
-                .send()
-        })?;
+        self.change(
+            "kms:CancelKeyDeletion",
+            key_id,
+            false,
+            || {
+                self.client
+                    .cancel_key_deletion()
+                    .key_id(meta.key_id())
+                    .send()
+            },
+            |_| Ok(()),
+            || {
+                let now = state_of(&self.describe_meta(meta.key_id())?);
+                Ok((!matches!(now, KeyState::PendingDeletion { .. })).then_some(()))
+            },
+        )?;
         self.describe(key_id)
     }
 }

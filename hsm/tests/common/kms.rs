@@ -1,5 +1,6 @@
 //! The KMS the tests talk to, a moto server the tests run themselves (to kill it), and a small
-//! HTTP proxy of the tests' own that answers chosen calls with real KMS error responses.
+//! HTTP proxy of the tests' own that answers chosen calls with real KMS error responses, or lets
+//! them through and loses the answer.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -109,8 +110,11 @@ impl Drop for Moto {
 
 struct Rule {
     target: String,
-    code: String,
+    /// The KMS error to answer with; `None`: forward the call, then cut the connection unanswered.
+    code: Option<String>,
     left: u64,
+    /// Once this rule has fired, every later call gets this KMS error.
+    then: Option<String>,
 }
 
 #[derive(Default)]
@@ -160,8 +164,32 @@ impl Proxy {
     pub fn inject(&self, target: &str, code: &str, times: u64) {
         self.shared.rules.lock().unwrap().push(Rule {
             target: target.to_owned(),
-            code: code.to_owned(),
+            code: Some(code.to_owned()),
             left: times,
+            then: None,
+        });
+    }
+
+    /// The next `times` calls to `target` reach the KMS, which carries them out, but the answer is
+    /// lost: the proxy cuts the connection instead of sending it (a reset after the request went
+    /// out, as the client sees it).
+    pub fn lose_answer(&self, target: &str, times: u64) {
+        self.shared.rules.lock().unwrap().push(Rule {
+            target: target.to_owned(),
+            code: None,
+            left: times,
+            then: None,
+        });
+    }
+
+    /// As [`Proxy::lose_answer`] for the next call to `target`, and from then on every call gets
+    /// the KMS error `code` (the service fails right after carrying the call out).
+    pub fn lose_answer_then_fail(&self, target: &str, code: &str) {
+        self.shared.rules.lock().unwrap().push(Rule {
+            target: target.to_owned(),
+            code: None,
+            left: 1,
+            then: Some(code.to_owned()),
         });
     }
 
@@ -262,16 +290,34 @@ fn serve(conn: TcpStream, upstream: SocketAddr, shared: &Shared, generation: u64
             .or_default() += 1;
         let injected = {
             let mut rules = shared.rules.lock().unwrap();
-            rules
+            let fired = rules
                 .iter_mut()
                 .find(|r| r.left > 0 && (r.target == target || r.target == "*"))
                 .map(|r| {
                     r.left -= 1;
-                    r.code.clone()
-                })
+                    (r.code.clone(), r.then.take())
+                });
+            fired.map(|(code, then)| {
+                if let Some(then) = then {
+                    rules.insert(
+                        0,
+                        Rule {
+                            target: "*".into(),
+                            code: Some(then),
+                            left: u64::MAX,
+                            then: None,
+                        },
+                    );
+                }
+                code
+            })
         };
         let answer = match injected {
-            Some(code) => {
+            Some(None) => {
+                forward(upstream, &head, &body);
+                return; // carried out upstream; the client never hears of it
+            }
+            Some(Some(code)) => {
                 let body =
                     format!(r#"{{"__type":"{code}","message":"injected by the test proxy"}}"#);
                 // KMS's status codes: 500 for its internal errors, 503 for a dependency's timeout.
