@@ -4,6 +4,11 @@
 //! - **Key ids.** A KMS key id, key ARN or `alias/...` is used as given. Any other id names the
 //!   alias `alias/<id>`: `create_key` with an id makes the key and that alias, so `ssekit key create
 //!   --id k1` and `--key-id k1` work as with the other providers.
+//! - **Envelopes name the key, not the alias.** A wrap records the ARN of the KMS key that made it
+//!   (`GenerateDataKey`'s and `Encrypt`'s `KeyId`), and `unwrap` sends that ARN to `Decrypt`: an
+//!   alias re-pointed to another key sends new writes there and leaves old objects opening under
+//!   the key that sealed them. Envelopes that hold a name (`alias/...` or a bare name) still open
+//!   through the alias.
 //! - **Versions.** KMS rotates key material behind one key id and picks the right material from the
 //!   ciphertext itself. The provider counts versions as 1 + the key's completed rotations
 //!   (`ListKeyRotations`), records that number in each wrap (refreshed at most once a minute, and at
@@ -147,7 +152,7 @@ impl Retry {
     }
 }
 
-/// A key's version count as last read, by the caller's id.
+/// A key's version count as last read, by key ARN.
 struct Known {
     version: u32,
     at: Instant,
@@ -322,22 +327,22 @@ impl KmsProvider {
         Ok((count, last))
     }
 
-    /// The version new wraps of `id` record (cached for [`VERSION_TTL`]).
-    fn current_version(&self, id: &str) -> Result<u32, KeyError> {
-        if let Some(k) = self.lock_known().get(id)
+    /// The version new wraps under the key with ARN `arn` record (cached for [`VERSION_TTL`]).
+    fn current_version(&self, arn: &str) -> Result<u32, KeyError> {
+        if let Some(k) = self.lock_known().get(arn)
             && k.at.elapsed() < VERSION_TTL
         {
             return Ok(k.version);
         }
-        let meta = self.describe_meta(id)?;
-        let (version, _) = self.versions(id, meta.key_id())?;
-        self.remember(id, version);
+        let meta = self.describe_meta(arn)?;
+        let (version, _) = self.versions(arn, meta.key_id())?;
+        self.remember(&meta, version);
         Ok(version)
     }
 
-    fn remember(&self, id: &str, version: u32) {
+    fn remember(&self, meta: &KeyMetadata, version: u32) {
         self.lock_known().insert(
-            id.to_owned(),
+            arn_of(meta),
             Known {
                 version,
                 at: Instant::now(),
@@ -355,7 +360,7 @@ impl KmsProvider {
             self.client.get_key_rotation_status().key_id(key_id).send()
         })?;
         let (version, last) = self.versions(id, key_id)?;
-        self.remember(id, version);
+        self.remember(meta, version);
         let created = meta.creation_date().map_or(0, |d| d.secs().max(0) as u64);
         Ok(KeyInfo {
             id: id.to_owned(),
@@ -589,19 +594,26 @@ impl KmsProvider {
         Err(err)
     }
 
+    /// The envelope of a wrap of `id` that KMS answered with `ciphertext` made by the key `arn`
+    /// (its answer's `KeyId`; a server that leaves it out is asked with `DescribeKey`).
     fn wrapped(
         &self,
         id: &str,
+        arn: Option<String>,
         ciphertext: Option<Blob>,
         call: &str,
     ) -> Result<WrappedKey, KeyError> {
         let ciphertext = ciphertext
             .ok_or_else(|| bad_answer(call, "no CiphertextBlob"))?
             .into_inner();
+        let arn = match arn.filter(|a| !a.is_empty()) {
+            Some(a) => a,
+            None => arn_of(&self.describe_meta(id)?),
+        };
         Ok(WrappedKey {
             provider: KMS_PROVIDER.into(),
-            key_id: id.to_owned(),
-            key_version: self.current_version(id)?,
+            key_version: self.current_version(&arn)?,
+            key_id: arn,
             algorithm: ALG_KMS.into(),
             ciphertext,
         })
@@ -638,6 +650,14 @@ fn creation_token() -> Result<String, KeyError> {
     getrandom::fill(&mut r)
         .map_err(|e| KeyError::Io(format!("no randomness for a creation token: {e}")))?;
     Ok(r.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The key's ARN (its key id from a server that gives no ARN).
+fn arn_of(meta: &KeyMetadata) -> String {
+    meta.arn()
+        .filter(|a| !a.is_empty())
+        .unwrap_or(meta.key_id())
+        .to_owned()
 }
 
 /// The KeyId to send for a caller's id (see the module docs).
@@ -747,7 +767,10 @@ impl KeyProvider for KmsProvider {
                 .send()
         })?;
         let dek = plaintext_key(out.plaintext, call)?;
-        Ok((dek, self.wrapped(key_id, out.ciphertext_blob, call)?))
+        Ok((
+            dek,
+            self.wrapped(key_id, out.key_id, out.ciphertext_blob, call)?,
+        ))
     }
 
     fn wrap(
@@ -765,7 +788,7 @@ impl KeyProvider for KmsProvider {
                 .set_encryption_context(Some(context_map(context)))
                 .send()
         })?;
-        self.wrapped(key_id, out.ciphertext_blob, call)
+        self.wrapped(key_id, out.key_id, out.ciphertext_blob, call)
     }
 
     fn unwrap(
@@ -938,7 +961,7 @@ impl KeyProvider for KmsProvider {
         // Real KMS may list the rotation a little later; the version counts it from now on.
         let (after, _) = self.versions(key_id, meta.key_id())?;
         info.current_version = after.max(before + 1);
-        self.remember(key_id, info.current_version);
+        self.remember(&meta, info.current_version);
         Ok(info)
     }
 

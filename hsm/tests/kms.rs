@@ -37,14 +37,11 @@ fn data_keys_are_bound_to_their_context() {
     let c = ctx(&[("bucket", "b"), ("key", "o")]);
     let (dek, w) = p.generate_data_key(&id, &c).unwrap();
     assert_eq!(
-        (
-            w.provider.as_str(),
-            w.key_id.as_str(),
-            w.key_version,
-            w.algorithm.as_str()
-        ),
-        (KMS_PROVIDER, id.as_str(), 1, ALG_KMS)
+        (w.provider.as_str(), w.key_version, w.algorithm.as_str()),
+        (KMS_PROVIDER, 1, ALG_KMS)
     );
+    // The envelope names the key by its ARN, not by the alias.
+    assert!(w.key_id.starts_with("arn:aws:kms:"), "{w:?}");
     assert_eq!(p.unwrap(&w, &c).unwrap().expose(), dek.expose());
     // A wrap of a key of our own (what rewrap does) opens the same way.
     let w2 = p.wrap(&id, &dek, &c).unwrap();
@@ -216,4 +213,42 @@ fn no_key_bytes_in_debug_or_errors() {
         assert!(!text.contains(&hex) && !text.contains(&dec), "{text}");
     }
     assert_eq!(format!("{dek:?}"), "DataKey(..)");
+}
+
+#[test]
+fn re_pointing_an_alias_keeps_old_objects_opening() {
+    let p = provider();
+    let id = create(&p, "repoint");
+    let c = ctx(&[("bucket", "b")]);
+    let (dek, old) = p.generate_data_key(&id, &c).unwrap();
+    let other = p.create_key(&KeySpec::default()).unwrap();
+
+    // The alias now names another key (through the AWS SDK, not the provider).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let conf = rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint())
+            .load(),
+    );
+    let sdk = aws_sdk_kms::Client::new(&conf);
+    rt.block_on(
+        sdk.update_alias()
+            .alias_name(format!("alias/{id}"))
+            .target_key_id(&other.id)
+            .send(),
+    )
+    .unwrap();
+
+    // Old objects open under the key that sealed them; new writes go where the alias points.
+    assert_eq!(p.unwrap(&old, &c).unwrap().expose(), dek.expose());
+    assert!(old.key_id.starts_with("arn:aws:kms:"), "{old:?}");
+    let (dek2, new) = p.generate_data_key(&id, &c).unwrap();
+    assert!(
+        new.key_id.ends_with(&format!("key/{}", other.id)),
+        "{new:?}"
+    );
+    assert_ne!(new.key_id, old.key_id);
+    assert_eq!(p.unwrap(&new, &c).unwrap().expose(), dek2.expose());
+    // rewrap keeps an envelope on its own key.
+    assert_eq!(p.rewrap(&old, &c).unwrap(), None);
 }

@@ -30,8 +30,8 @@ fn kms_state_errors_are_typed() {
     let id = create(&p, "state");
     let c = ctx(&[("bucket", "b")]);
     let (_, w) = p.generate_data_key(&id, &c).unwrap();
-    // The id unwrap errors name.
-    let arn = id.clone();
+    // Unwrap errors name the key the envelope names: its ARN.
+    let arn = w.key_id.clone();
 
     // What real KMS answers for a disabled key (moto answers the call).
     p.disable(&id).unwrap();
