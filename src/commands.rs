@@ -28,9 +28,13 @@ const PROGRESS_MIN: u64 = 8 << 20;
 /// A command's failure: one line for stderr.
 pub type Outcome = Result<(), String>;
 
-pub fn home(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os("SSEKIT_HOME").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(".ssekit"))
+/// `--home`, else the default home (`$SSEKIT_HOME`, else the user's data directory; never the
+/// working directory).
+pub fn home(flag: Option<PathBuf>) -> Result<PathBuf, String> {
+    match flag {
+        Some(h) => Ok(h),
+        None => ssekit::keys::home::default_home().map_err(|e| e.to_string()),
+    }
 }
 
 pub fn keyring(home: &Path) -> Result<LocalKeyring, String> {

@@ -21,7 +21,8 @@ mod providers;
     about = "Amazon-S3-style server-side encryption engine"
 )]
 struct Cli {
-    /// Keyring directory (default: $SSEKIT_HOME, else ./.ssekit).
+    /// Home directory: keyring, config.json (default: $SSEKIT_HOME, else $XDG_DATA_HOME/ssekit,
+    /// else ~/.local/share/ssekit). Refused unless it and everything in it are yours alone.
     #[arg(long, global = true, value_name = "DIR")]
     home: Option<PathBuf>,
     #[command(flatten)]
@@ -176,8 +177,9 @@ fn parse_size(s: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let home = commands::home(cli.home);
-    let ps = match providers::Providers::new(home.clone(), cli.providers) {
+    let ps = match commands::home(cli.home)
+        .and_then(|home| providers::Providers::new(home, cli.providers))
+    {
         Ok(ps) => ps,
         Err(msg) => {
             eprintln!("ssekit: {msg}");

@@ -1,14 +1,17 @@
 //! Which key provider a command uses and how it is configured: flags first, then environment
 //! variables, then `$SSEKIT_HOME/config.json`, then the defaults (the local keyring; the data-key
 //! cache on for the HSM and KMS providers, off for the local keyring). Relative paths in the config
-//! file are taken from `$SSEKIT_HOME`.
+//! file (the PIN file) are taken from the home; the PKCS#11 module must be an absolute path.
+//!
+//! Nothing is read from the home until it passed [`home::check_home`]: its config can name code to
+//! load and a KMS endpoint to send data keys to, so it must be the user's alone.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
-use ssekit::keys::{CachePolicy, CachingProvider, KeyProvider, LocalKeyring};
+use ssekit::keys::{CachePolicy, CachingProvider, KeyProvider, LocalKeyring, home};
 use ssekit_hsm::{KmsConfig, KmsProvider, Pkcs11Config, Pkcs11Provider};
 use zeroize::Zeroizing;
 
@@ -20,7 +23,7 @@ pub struct ProviderFlags {
     /// object's wrapped key).
     #[arg(long, global = true, value_name = "NAME")]
     pub provider: Option<String>,
-    /// PKCS#11 module (default: $SSEKIT_PKCS11_MODULE).
+    /// PKCS#11 module, an absolute path (default: $SSEKIT_PKCS11_MODULE).
     #[arg(long, global = true, value_name = "PATH")]
     pub pkcs11_module: Option<PathBuf>,
     /// PKCS#11 token label (default: $SSEKIT_PKCS11_TOKEN_LABEL).
@@ -84,14 +87,22 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl Providers {
-    /// Reads `config.json` in `home` if there is one.
+    /// Checks the home (when it exists) and reads its `config.json` if there is one.
     ///
     /// # Errors
     ///
-    /// An unreadable or malformed config file, an unknown `--cache` value.
+    /// A home others could have written, an unreadable or malformed config file, an unknown
+    /// `--cache` value.
     pub fn new(home: PathBuf, flags: ProviderFlags) -> Result<Self, String> {
         let path = home.join("config.json");
-        let file = match std::fs::read(&path) {
+        // A home that does not exist yet has no config; the keyring creates it (0700) and checks it.
+        let trusted = home::check_home(&home).map_err(|e| format!("refusing home: {e}"))?;
+        let read = if trusted {
+            std::fs::read(&path)
+        } else {
+            Err(std::io::ErrorKind::NotFound.into())
+        };
+        let file = match read {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
             }
@@ -192,7 +203,7 @@ impl Providers {
             .pkcs11_module
             .clone()
             .or_else(|| env("SSEKIT_PKCS11_MODULE").map(PathBuf::from))
-            .or_else(|| f.module.as_ref().map(|m| self.home.join(m)))
+            .or_else(|| f.module.clone())
             .ok_or_else(|| {
                 missing(
                     "module",
@@ -201,6 +212,8 @@ impl Providers {
                     "module",
                 )
             })?;
+        // Loading a module runs its code: only from a file nobody else could have written.
+        home::check_module(&module).map_err(|e| e.to_string())?;
         let token_label = self
             .flags
             .pkcs11_token_label

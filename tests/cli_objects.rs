@@ -7,17 +7,26 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-fn bin() -> Command {
+/// `ssekit` in `dir`, with `dir` as the user's home directory: its default home is
+/// `dir/.local/share/ssekit`.
+fn bin(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ssekit"));
+    home_env(&mut c, dir);
+    c
+}
+
+fn home_env(c: &mut Command, dir: &Path) {
     c.env_remove("SSEKIT_BACKEND")
         .env_remove("SSEKIT_HOME")
-        .env_remove("SSEKIT_ROOT_KEY_FILE");
-    c
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("SSEKIT_ROOT_KEY_FILE")
+        .env("HOME", dir)
+        .current_dir(dir);
 }
 
 /// Runs `ssekit args` in `dir` and returns a transcript entry with times normalised.
 fn step(dir: &Path, args: &[&str]) -> (String, i32) {
-    let out = bin().args(args).current_dir(dir).output().unwrap();
+    let out = bin(dir).args(args).output().unwrap();
     let code = out.status.code().unwrap_or(-1);
     let norm = |b: &[u8]| {
         let s = String::from_utf8_lossy(b).to_string();
@@ -147,9 +156,8 @@ fn golden_transcript() {
 
 /// Runs `ssekit args` in `dir` with `input` on its stdin; returns its output.
 fn piped(dir: &Path, args: &[&str], input: Vec<u8>) -> std::process::Output {
-    let mut child = bin()
+    let mut child = bin(dir)
         .args(args)
-        .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -193,11 +201,7 @@ fn round_trips_through_files_and_pipes() {
     let at = obj.len() - 20_000;
     obj[at] ^= 1;
     std::fs::write(dir.join("bad"), &obj).unwrap();
-    let out = bin()
-        .args(["get", "bad", "bad.out"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let out = bin(dir).args(["get", "bad", "bad.out"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -220,13 +224,9 @@ fn keyring_survives_sigkill_mid_write() {
         let script = format!(
             "i=0; while true; do {exe} key rotate k >/dev/null; {exe} key create --id k{round}-$i >/dev/null; {exe} rewrap obj >/dev/null; i=$((i+1)); done"
         );
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .current_dir(dir)
-            .process_group(0)
-            .spawn()
-            .unwrap();
+        let mut sh = Command::new("sh");
+        home_env(&mut sh, dir);
+        let mut child = sh.arg("-c").arg(&script).process_group(0).spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(150 + 97 * round));
         Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", child.id())])

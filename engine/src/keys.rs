@@ -12,6 +12,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 mod cache;
+pub mod home;
 mod local;
 
 pub use cache::{CachePolicy, CacheStats, CachingProvider};

@@ -1,6 +1,6 @@
 //! `LocalKeyring`: KEKs in files under a directory, the embedded default provider.
 //!
-//! Layout of the directory (`$SSEKIT_HOME`, default `./.ssekit`):
+//! Layout of the directory (the home, see [`super::home`]):
 //!
 //! - `root.key`: the 32-byte root secret, created on first use unless `SSEKIT_ROOT_KEY_FILE` names
 //!   one elsewhere (keep it on other storage than the keyring in production).
@@ -475,6 +475,7 @@ impl KeyRecords {
     ) -> Result<Self, KeyError> {
         let dir = dir.as_ref().to_path_buf();
         create_private_dir(&dir.join("keys"))?;
+        super::home::check_home(&dir)?;
         let meta = fs::metadata(&dir).map_err(|e| io_err("cannot stat", &dir, e))?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(KeyError::InsecurePermissions(format!(
