@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -63,58 +64,135 @@ fn context_text(c: &EncryptionContext) -> String {
         .join(", ")
 }
 
-/// An output written to a temporary file beside its destination and renamed into place only on
-/// success, so a failure never leaves a partial file; `-` is stdout (spooled through a temporary
-/// file when the command must seek back).
-struct Output {
-    dest: Option<PathBuf>,
-    tmp: tempfile::NamedTempFile,
+/// Where a command's output goes: a regular file (or a path not there yet) is replaced by a
+/// temporary file written beside it and renamed into place only on success, so a failure never
+/// leaves a partial file; stdout (`-`), a FIFO, a device or anything else not a regular file is
+/// written directly, so nothing lands on disk that the user did not ask for.
+enum Destination {
+    Replace(PathBuf),
+    /// The file and the name to report errors under.
+    Stream(File, String),
+}
+
+impl Destination {
+    fn of(path: &str) -> Result<Self, String> {
+        if path == "-" {
+            // A handle of its own on fd 1: unbuffered, and `Send` for the writer thread.
+            let fd = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| format!("cannot write to stdout: {e}"))?;
+            return Ok(Destination::Stream(File::from(fd), "stdout".into()));
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| format!("cannot write {path}: {e}"))?;
+                Ok(Destination::Stream(f, path.to_owned()))
+            }
+            _ => Ok(Destination::Replace(PathBuf::from(path))),
+        }
+    }
+}
+
+/// A temporary file beside `dest`, in the same directory, so the rename stays on one file system.
+fn temp_beside(dest: &Path) -> Result<tempfile::NamedTempFile, String> {
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".ssekit-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))
+}
+
+fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> Outcome {
+    let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", dest.display());
+    tmp.as_file().sync_all().map_err(|e| fail(&e))?;
+    tmp.persist(dest).map_err(|e| fail(&e.error))?;
+    Ok(())
+}
+
+/// `get`'s output, written front to back (see [`Destination`]). On a failure part way through a
+/// stream, what was written stays written: only authenticated chunks are ever released (the
+/// [`OpenReader`] guarantees it), and the command exits non-zero.
+enum Output {
+    Replace {
+        dest: PathBuf,
+        tmp: tempfile::NamedTempFile,
+    },
+    Stream(File, String),
 }
 
 impl Output {
     fn create(path: &str) -> Result<Self, String> {
-        let (dest, dir) = if path == "-" {
-            (None, std::env::temp_dir())
-        } else {
-            let p = PathBuf::from(path);
-            let dir = match p.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            (Some(p), dir)
+        Ok(match Destination::of(path)? {
+            Destination::Replace(dest) => Output::Replace {
+                tmp: temp_beside(&dest)?,
+                dest,
+            },
+            Destination::Stream(f, name) => Output::Stream(f, name),
+        })
+    }
+
+    fn writer(&mut self) -> &mut File {
+        match self {
+            Output::Replace { tmp, .. } => tmp.as_file_mut(),
+            Output::Stream(f, _) => f,
+        }
+    }
+
+    fn commit(self) -> Outcome {
+        match self {
+            Output::Replace { dest, tmp } => persist(tmp, &dest),
+            Output::Stream(mut f, name) => f
+                .flush()
+                .map_err(|e| format!("cannot write to {name}: {e}")),
+        }
+    }
+}
+
+/// The output of a command that must seek back in what it wrote (`put` fills in the size; `rewrap`
+/// rewrites in place): a temporary file beside a regular destination, renamed on success; for
+/// stdout, a FIFO or a device, a temporary file in `$TMPDIR` copied out at the end. That spool only
+/// ever holds sealed data, never plaintext.
+struct SeekableOutput {
+    tmp: tempfile::NamedTempFile,
+    dest: Destination,
+}
+
+impl SeekableOutput {
+    fn create(path: &str) -> Result<Self, String> {
+        let dest = Destination::of(path)?;
+        let tmp = match &dest {
+            Destination::Replace(p) => temp_beside(p)?,
+            Destination::Stream(..) => tempfile::Builder::new()
+                .prefix(".ssekit-")
+                .suffix(".tmp")
+                .tempfile()
+                .map_err(|e| format!("cannot create a temporary file: {e}"))?,
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".ssekit-")
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
-        Ok(Output { dest, tmp })
+        Ok(SeekableOutput { tmp, dest })
     }
 
     fn file(&mut self) -> &mut File {
         self.tmp.as_file_mut()
     }
 
-    fn commit(mut self) -> Result<(), String> {
+    fn commit(mut self) -> Outcome {
         self.tmp.as_file_mut().flush().map_err(|e| e.to_string())?;
         match self.dest {
-            Some(dest) => {
-                self.tmp
-                    .as_file()
-                    .sync_all()
-                    .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
-                self.tmp
-                    .persist(&dest)
-                    .map_err(|e| format!("cannot write {}: {}", dest.display(), e.error))?;
-                Ok(())
-            }
-            None => {
+            Destination::Replace(dest) => persist(self.tmp, &dest),
+            Destination::Stream(mut out, name) => {
                 let f = self.tmp.as_file_mut();
                 f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-                let mut out = io::stdout().lock();
-                io::copy(f, &mut out).map_err(|e| format!("cannot write to stdout: {e}"))?;
+                io::copy(f, &mut out).map_err(|e| format!("cannot write to {name}: {e}"))?;
                 out.flush()
-                    .map_err(|e| format!("cannot write to stdout: {e}"))
+                    .map_err(|e| format!("cannot write to {name}: {e}"))
             }
         }
     }
@@ -252,7 +330,7 @@ pub fn put(
         None => ring.generate_data_key(id, &context),
     }
     .map_err(|e| e.to_string())?;
-    let mut out = Output::create(output)?;
+    let mut out = SeekableOutput::create(output)?;
     let mut meta = ObjectMeta::new(mode, context, vec![wrapped]);
     meta.size = parts.iter().map(|p| p.size).sum();
     meta.parts = parts;
@@ -392,7 +470,7 @@ pub fn get(
                     )
                 })
                 .map_err(|e| format!("{input}: {e}"))?;
-            out.file()
+            out.writer()
                 .write_all(&read.plaintext)
                 .map_err(|e| format!("{output}: {e}"))?;
         }
@@ -428,7 +506,7 @@ fn get_stream(
     // Reading, opening and writing overlap: each on its own thread.
     let n = std::thread::scope(|s| -> Result<u64, String> {
         let mut src = ReadAhead::spawn(s, src);
-        let mut w = WriteBehind::spawn(s, out.file());
+        let mut w = WriteBehind::spawn(s, out.writer());
         let mut n = 0;
         for (number, _) in messages(meta) {
             let at = match number {
@@ -553,7 +631,7 @@ pub fn rewrap(ps: &Providers, files: &[String]) -> Outcome {
         }
         if changes.iter().any(|c| c.contains("->")) {
             // Only the metadata changes; the data bytes are copied as they are.
-            let mut out = Output::create(path)?;
+            let mut out = SeekableOutput::create(path)?;
             write_container_header(out.file(), &meta).map_err(|e| e.to_string())?;
             io::copy(&mut file, out.file()).map_err(|e| format!("{path}: {e}"))?;
             out.commit()?;

@@ -1,0 +1,179 @@
+//! Where `get` puts plaintext: straight into stdout, FIFOs and devices (nothing on disk), through a
+//! temporary file beside a regular destination.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, symlink};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// `ssekit` run in `dir` with its home under `dir` and `TMPDIR` set to `tmp`.
+fn bin(dir: &Path, tmp: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ssekit"));
+    for v in [
+        "SSEKIT_BACKEND",
+        "SSEKIT_ROOT_KEY_FILE",
+        "SSEKIT_PROVIDER",
+        "XDG_DATA_HOME",
+    ] {
+        c.env_remove(v);
+    }
+    c.env("SSEKIT_HOME", dir.join("home"))
+        .env("TMPDIR", tmp)
+        .current_dir(dir);
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A directory for `TMPDIR`, a plaintext of `len` bytes sealed as `obj`.
+fn setup(len: usize) -> (tempfile::TempDir, Vec<u8>) {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("tmp")).unwrap();
+    let data: Vec<u8> = (0..len).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(d.path().join("in"), &data).unwrap();
+    let out = bin(d.path(), &d.path().join("tmp"))
+        .args(["put", "in", "obj"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    (d, data)
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn get_to_stdout_puts_nothing_in_tmpdir() {
+    let (d, data) = setup(4 << 20);
+    let tmp = d.path().join("tmp");
+    let mut child = bin(d.path(), &tmp)
+        .args(["get", "obj", "-"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Once the first byte is out, whatever the command spools is there: the pipe holds far less
+    // than 4 MiB, so it cannot have finished yet.
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(
+        entries(&tmp),
+        Vec::<String>::new(),
+        "plaintext spooled in TMPDIR"
+    );
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(first[0] == data[0] && rest == data[1..]);
+    assert!(entries(&tmp).is_empty());
+}
+
+#[test]
+fn get_to_a_fifo_writes_into_it() {
+    let (d, data) = setup(300_000);
+    let fifo = d.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let out = bin(d.path(), &d.path().join("tmp"))
+        .args(["get", "obj", "fifo"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Checked before joining: a FIFO replaced by a file would leave the reader waiting forever.
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
+    assert!(reader.join().unwrap() == data);
+    assert_eq!(entries(&d.path().join("tmp")), Vec::<String>::new());
+}
+
+#[test]
+fn get_to_a_device_writes_into_it() {
+    let (d, _) = setup(100_000);
+    // Through a link to /dev/null, so that a regression replaces the link, never /dev/null itself.
+    let null = d.path().join("null");
+    symlink("/dev/null", &null).unwrap();
+    let out = bin(d.path(), &d.path().join("tmp"))
+        .args(["get", "obj", "null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        std::fs::symlink_metadata(&null)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::metadata(&null)
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    // A range read takes the same way out.
+    let out = bin(d.path(), &d.path().join("tmp"))
+        .args(["get", "obj", "null", "--range", "0-99"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        std::fs::symlink_metadata(&null)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        !entries(d.path()).iter().any(|e| e.ends_with(".tmp")),
+        "{:?}",
+        entries(d.path())
+    );
+}
+
+#[test]
+fn get_to_a_file_writes_a_temporary_file_beside_it() {
+    let (d, data) = setup(1 << 20);
+    let tmp = d.path().join("tmp");
+    let out_dir = d.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let obj = std::fs::read(d.path().join("obj")).unwrap();
+    let mut child = bin(d.path(), &tmp)
+        .args(["get", "-", "out/plain"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Half the object: more than a pipe and stdin's buffer hold, so the command has begun the data,
+    // and its output file exists.
+    stdin.write_all(&obj[..obj.len() / 2]).unwrap();
+    let beside = entries(&out_dir);
+    assert!(
+        beside.len() == 1 && beside[0].starts_with(".ssekit-") && beside[0].ends_with(".tmp"),
+        "{beside:?}"
+    );
+    assert!(entries(&tmp).is_empty());
+    stdin.write_all(&obj[obj.len() / 2..]).unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(entries(&out_dir), ["plain"]);
+    assert!(std::fs::read(out_dir.join("plain")).unwrap() == data);
+}
