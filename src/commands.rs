@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use crate::escape::{escape, escape_json};
 use crate::pipe::{ReadAhead, WriteBehind};
 use crate::providers::Providers;
 use ssekit::keys::{
@@ -59,7 +60,7 @@ fn context_text(c: &EncryptionContext) -> String {
         return "(none)".into();
     }
     c.iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -573,7 +574,7 @@ pub fn inspect(input: &str, as_json: bool) -> Outcome {
     if as_json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&meta_json(&meta, stored)).expect("json")
+            escape_json(serde_json::to_string_pretty(&meta_json(&meta, stored)).expect("json"))
         );
         return Ok(());
     }
@@ -587,10 +588,10 @@ pub fn inspect(input: &str, as_json: bool) -> Outcome {
     for k in &meta.keys {
         println!(
             "key:      {} `{}` version {} ({}, {} bytes wrapped)",
-            k.provider,
-            k.key_id,
+            escape(&k.provider),
+            escape(&k.key_id),
             k.key_version,
-            k.algorithm,
+            escape(&k.algorithm),
             k.ciphertext.len()
         );
     }
@@ -619,13 +620,16 @@ pub fn rewrap(ps: &Providers, files: &[String]) -> Outcome {
                 Some(new) => {
                     changes.push(format!(
                         "`{}` version {} -> {}",
-                        k.key_id, k.key_version, new.key_version
+                        escape(&k.key_id),
+                        k.key_version,
+                        new.key_version
                     ));
                     *k = new;
                 }
                 None => changes.push(format!(
                     "`{}` already on version {}",
-                    k.key_id, k.key_version
+                    escape(&k.key_id),
+                    k.key_version
                 )),
             }
         }
@@ -636,7 +640,7 @@ pub fn rewrap(ps: &Providers, files: &[String]) -> Outcome {
             io::copy(&mut file, out.file()).map_err(|e| format!("{path}: {e}"))?;
             out.commit()?;
         }
-        println!("{path}: {}", changes.join(", "));
+        println!("{}: {}", escape(path), changes.join(", "));
     }
     Ok(())
 }
@@ -664,8 +668,8 @@ fn info_json(k: &KeyInfo) -> serde_json::Value {
 }
 
 fn print_info(k: &KeyInfo) {
-    println!("id:          {}", k.id);
-    println!("description: {}", k.description);
+    println!("id:          {}", escape(&k.id));
+    println!("description: {}", escape(&k.description));
     println!("state:       {}", state_text(k.state));
     println!("version:     {}", k.current_version);
     println!("created:     {}", format_time(k.created));
@@ -698,8 +702,12 @@ pub fn key(ps: &Providers, cmd: KeyCommand) -> Outcome {
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&keys.iter().map(info_json).collect::<Vec<_>>())
+                    escape_json(
+                        serde_json::to_string_pretty(
+                            &keys.iter().map(info_json).collect::<Vec<_>>()
+                        )
                         .expect("json")
+                    )
                 );
             } else if keys.is_empty() {
                 println!("no keys (`ssekit key create` makes one; `ssekit put` makes `default`)");
@@ -708,10 +716,10 @@ pub fn key(ps: &Providers, cmd: KeyCommand) -> Outcome {
                 for k in &keys {
                     println!(
                         "{:<24} {:<8} {:<16} {}",
-                        k.id,
+                        escape(&k.id),
                         k.current_version,
                         k.state.to_string(),
-                        k.description
+                        escape(&k.description)
                     );
                 }
             }
@@ -721,7 +729,7 @@ pub fn key(ps: &Providers, cmd: KeyCommand) -> Outcome {
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&info_json(&k)).expect("json")
+                    escape_json(serde_json::to_string_pretty(&info_json(&k)).expect("json"))
                 );
             } else {
                 print_info(&k);
@@ -731,7 +739,8 @@ pub fn key(ps: &Providers, cmd: KeyCommand) -> Outcome {
             let k = ring.rotate(&id).map_err(e)?;
             println!(
                 "key `{}` rotated: new wraps use version {}",
-                k.id, k.current_version
+                escape(&k.id),
+                k.current_version
             );
         }
         KeyCommand::Enable(id) => {

@@ -11,6 +11,7 @@ use ssekit::aead::{Aes256Gcm, Backend};
 use ssekit::keys::{KeyProvider, KeySpec};
 
 mod commands;
+mod escape;
 mod pipe;
 mod providers;
 
@@ -182,7 +183,7 @@ fn main() -> ExitCode {
     {
         Ok(ps) => ps,
         Err(msg) => {
-            eprintln!("ssekit: {msg}");
+            eprintln!("ssekit: {}", escape::escape(&msg));
             return ExitCode::FAILURE;
         }
     };
@@ -235,7 +236,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("ssekit: {msg}");
+            // Messages quote object metadata, config values and key services' answers.
+            eprintln!("ssekit: {}", escape::escape(&msg));
             ExitCode::FAILURE
         }
     }

@@ -1,10 +1,13 @@
 //! Where `get` puts plaintext: straight into stdout, FIFOs and devices (nothing on disk), through a
-//! temporary file beside a regular destination.
+//! temporary file beside a regular destination; and metadata printed with its control characters
+//! escaped.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, symlink};
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+use ssekit::object::{read_container_header, write_container_header};
 
 /// `ssekit` run in `dir` with its home under `dir` and `TMPDIR` set to `tmp`.
 fn bin(dir: &Path, tmp: &Path) -> Command {
@@ -176,4 +179,86 @@ fn get_to_a_file_writes_a_temporary_file_beside_it() {
     assert!(child.wait().unwrap().success());
     assert_eq!(entries(&out_dir), ["plain"]);
     assert!(std::fs::read(out_dir.join("plain")).unwrap() == data);
+}
+
+/// A control character other than the newline ending a line.
+fn has_raw_control(s: &[u8]) -> bool {
+    String::from_utf8_lossy(s)
+        .chars()
+        .any(|c| c != '\n' && (c < ' ' || ('\u{7f}'..='\u{9f}').contains(&c)))
+}
+
+#[test]
+fn metadata_is_printed_with_control_characters_escaped() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::write(dir.join("in"), b"data").unwrap();
+    let out = bin(dir, &tmp)
+        .args([
+            "put",
+            "in",
+            "obj",
+            "--context",
+            "note=\x1b[31mred\nforged line\u{9b}2J",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A key id, provider and algorithm that the CLI would never write, put in the header directly.
+    let sealed = std::fs::read(dir.join("obj")).unwrap();
+    let (mut meta, start) = read_container_header(&mut &sealed[..]).unwrap();
+    meta.keys[0].key_id = "k\x1b[31m\nid".into();
+    meta.keys[0].algorithm = "AES\x1b]0;title\x07".into();
+    let mut crafted = Vec::new();
+    write_container_header(&mut crafted, &meta).unwrap();
+    crafted.extend_from_slice(&sealed[start as usize..]);
+    std::fs::write(dir.join("crafted"), &crafted).unwrap();
+    meta.keys[0].provider = "local\x1b[2J".into();
+    let mut other = Vec::new();
+    write_container_header(&mut other, &meta).unwrap();
+    other.extend_from_slice(&sealed[start as usize..]);
+    std::fs::write(dir.join("provider"), &other).unwrap();
+
+    let run = |args: &[&str]| bin(dir, &tmp).args(args).output().unwrap();
+    let out = run(&["inspect", "crafted"]);
+    assert!(out.status.success());
+    let shown = text(&out.stdout);
+    assert!(!has_raw_control(&out.stdout), "{shown:?}");
+    assert!(
+        shown.contains("context:  note=\\x1b[31mred\\nforged line\\u{9b}2J\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("`k\\x1b[31m\\nid`"), "{shown}");
+    let out = run(&["inspect", "crafted", "--json"]);
+    assert!(
+        out.status.success() && !has_raw_control(&out.stdout),
+        "{:?}",
+        text(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["keys"][0]["key_id"], "k\x1b[31m\nid");
+
+    // Errors quoting the metadata: each one line, no raw control byte.
+    for args in [
+        &["get", "crafted", "out"][..],
+        &["get", "crafted", "out", "--context", "note=other"],
+        &["get", "provider", "out"],
+        &["rewrap", "provider"],
+        &["inspect", "provider"],
+    ] {
+        let out = run(args);
+        let all = [&out.stdout[..], &out.stderr[..]].concat();
+        assert!(!has_raw_control(&all), "{args:?}: {:?}", text(&all));
+        if !out.status.success() {
+            assert_eq!(text(&out.stderr).lines().count(), 1, "{args:?}");
+        }
+    }
+    let out = run(&["get", "crafted", "out", "--context", "note=other"]);
+    assert!(
+        text(&out.stderr).contains("(note=\\x1b[31mred\\nforged line\\u{9b}2J)"),
+        "{}",
+        text(&out.stderr)
+    );
 }
