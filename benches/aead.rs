@@ -18,7 +18,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
@@ -155,13 +155,13 @@ fn rustcrypto_peer() -> Peer {
     Peer {
         name: "rustcrypto-aes-gcm".into(),
         seal: Box::new(move |buf| {
-            k.encrypt_in_place_detached(&NONCE.into(), AAD, buf)
+            k.encrypt_inout_detached(&NONCE.into(), AAD, buf.into())
                 .unwrap()
                 .into()
         }),
         open: Box::new(move |buf| {
             let (ct, tag) = split_tag(buf);
-            k2.decrypt_in_place_detached(&NONCE.into(), AAD, ct, (&tag).into())
+            k2.decrypt_inout_detached(&NONCE.into(), AAD, ct.into(), (&tag).into())
                 .is_ok()
         }),
     }

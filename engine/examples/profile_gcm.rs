@@ -101,7 +101,7 @@ fn main() {
 
 /// The same loop over RustCrypto's `aes-gcm`, the portable backend's peer.
 fn rustcrypto(op: &str, len: usize, iters: u64) {
-    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    use aes_gcm::aead::{AeadInOut, KeyInit};
     let k = aes_gcm::Aes256Gcm::new(&[9; 32].into());
     let nonce = [3u8; 12];
     let mut buf = vec![0x11u8; len];
@@ -113,7 +113,7 @@ fn rustcrypto(op: &str, len: usize, iters: u64) {
         "rustcrypto-aes-gcm: only the seal op is comparable"
     );
     for _ in 0..iters {
-        let t = k.encrypt_in_place_detached(&nonce.into(), b"aad", &mut buf);
+        let t = k.encrypt_inout_detached(&nonce.into(), b"aad", (&mut buf[..]).into());
         std::hint::black_box(t.is_ok());
     }
     let secs = start.elapsed().as_secs_f64();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use common::{CALLS, Call, keys, open, pool, seal};
 use proptest::prelude::*;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey};
@@ -14,7 +14,7 @@ fn reference(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], msg: &[u8]) -> (Vec<u
     let rc = aes_gcm::Aes256Gcm::new(key.into());
     let mut ct = msg.to_vec();
     let tag = rc
-        .encrypt_in_place_detached(nonce.into(), aad, &mut ct)
+        .encrypt_inout_detached(nonce.into(), aad, (&mut ct[..]).into())
         .expect("RustCrypto seal");
 
     let rk = LessSafeKey::new(UnboundKey::new(&ring::aead::AES_256_GCM, key).expect("ring key"));

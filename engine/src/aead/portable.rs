@@ -1,158 +1,206 @@
-//! The portable backend: RustCrypto's `aes`, `ctr` and `ghash` composed into GCM (SP 800-38D section 7).
+//! The portable backend: RustCrypto's `aes`, `ctr` and `polyval` composed into GCM (SP 800-38D
+//! section 7).
 //!
 //! It is the reference the fast backends are tested against, and the accelerated path on ARMv8 (those
-//! crates switch to the ARMv8 AES and PMULL instructions through `cpufeatures`). It differs from
-//! RustCrypto's `aes-gcm` in two ways, both measured (docs/BENCHMARKS.md): it walks the buffer in
-//! L1-sized pieces, hashing each piece while it is still in cache, instead of CTR over the whole buffer
-//! and then GHASH over the whole buffer; and it runs GHASH as four independent chains whose digests are
-//! joined with powers of H, instead of one chain that waits on every multiplication.
+//! crates switch to the AES-NI/VAES and PCLMULQDQ instructions on x86, ARMv8 AES and PMULL on ARM,
+//! through `cpufeatures`). It differs from RustCrypto's `aes-gcm` in two ways, both measured
+//! (docs/BENCHMARKS.md):
+//!
+//! - it walks the buffer in L1-sized pieces, hashing each piece while it is still in cache, instead of
+//!   CTR over the whole buffer and then GHASH over the whole buffer;
+//! - it computes GHASH as POLYVAL (RFC 8452 appendix A: `GHASH(H, X…) = rev(POLYVAL(mulX(rev(H)),
+//!   rev(X)…))`), reversing the blocks itself in batches, instead of through the `ghash` crate, whose
+//!   per-block byte reversal (a byte-at-a-time swap and a copy of every four blocks) cost as much as
+//!   the multiplications.
 #![deny(unsafe_code)]
 
 use aes::Aes256;
-use aes::cipher::{BlockEncrypt, InnerIvInit, KeyInit, StreamCipher};
-use ghash::GHash;
-use ghash::universal_hash::UniversalHash;
-use zeroize::Zeroizing;
+use aes::cipher::inout::InOutBuf;
+use aes::cipher::{BlockCipherEncrypt, InnerIvInit, KeyInit, StreamCipherCore};
+use polyval::Polyval;
+use polyval::hazmat::FieldElement;
+use polyval::universal_hash::UniversalHash;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{GcmKernel, GhashState, NONCE_LEN, TAG_LEN, length_block};
 
 /// Bytes of CTR output hashed while still in L1 (a multiple of 16).
 const PIECE: usize = 8 * 1024;
 
-type Ctr = ctr::Ctr32BE<Aes256>;
+/// Blocks byte-reversed into a stack buffer per call into `polyval` (512 bytes of ciphertext).
+const BATCH: usize = 32;
 
-/// GHASH chains run side by side (see [`Key::ghash_lanes`]).
-const LANES: usize = 4;
-/// Shortest and longest run of blocks one chain takes in a lane group; runs are powers of two.
-const MIN_RUN: usize = 8;
-const MAX_RUN: usize = 128;
-/// `h_runs[i]` holds H^(2^i) for every power of two up to `MAX_RUN`.
-const RUN_POWERS: usize = MAX_RUN.trailing_zeros() as usize + 1;
+/// CTR over a borrowed key schedule: no copy of the round keys per message.
+type Ctr<'a> = ctr::CtrCore<&'a Aes256, ctr::flavors::Ctr32BE>;
 
-/// Key schedule and hash key. Both crates zeroize their state on drop (`zeroize` features); `h` and
-/// its powers are zeroized by `Zeroizing`.
+/// Key schedule and hash key. `Aes256` and `Polyval` (its key, the key's expanded powers and the
+/// accumulator) wipe themselves on drop (the crates' `zeroize` features), and so does every clone of
+/// `polyval`.
 pub(crate) struct Key {
     aes: Aes256,
-    h: Zeroizing<[u8; 16]>,
-    /// `h_runs[i]` = H^(2^i): moves a chain's digest past the next chain's run.
-    h_runs: Zeroizing<[[u8; 16]; RUN_POWERS]>,
+    /// POLYVAL keyed with `mulX(rev(H))`, accumulator zero: cloned for each hash, so the powers of the
+    /// key are expanded once.
+    polyval: Polyval,
+}
+
+/// Fails to build if `aes` loses its `zeroize` feature (`Polyval` wipes in `Drop` under its own
+/// `zeroize` feature, and has no marker trait to check).
+const _: fn() = || {
+    fn wipes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wipes_on_drop::<Aes256>();
+};
+
+/// A block byte-reversed: GCM's byte order to POLYVAL's, and back.
+#[inline(always)]
+fn rev(b: &[u8; 16]) -> [u8; 16] {
+    u128::from_be_bytes(*b).to_le_bytes()
+}
+
+/// The POLYVAL key standing for GHASH key `h`.
+fn polyval_for(h: &[u8; 16]) -> Polyval {
+    let mut k = FieldElement::from(rev(h)).mulx();
+    let p = Polyval::new(&k.into());
+    k.zeroize();
+    p
+}
+
+/// `p` absorbs `data` (GCM byte order; a short last block is zero-padded), reversed in batches.
+fn absorb(p: &mut Polyval, data: &[u8]) {
+    let (blocks, tail) = data.as_chunks::<16>();
+    let mut buf = [polyval::Block::default(); BATCH];
+    for batch in blocks.chunks(BATCH) {
+        for (d, s) in buf.iter_mut().zip(batch) {
+            *d = rev(s).into();
+        }
+        p.update(&buf[..batch.len()]);
+    }
+    if !tail.is_empty() {
+        let mut last = [0u8; 16];
+        last[..tail.len()].copy_from_slice(tail);
+        p.update(&[rev(&last).into()]);
+    }
+}
+
+/// The GHASH digest (GCM byte order) of what `p` absorbed.
+fn digest(p: Polyval) -> GhashState {
+    rev(&p.finalize().into())
 }
 
 impl Key {
     pub(crate) fn new(key: &[u8; 32]) -> Self {
         let aes = Aes256::new(key.into());
         let mut h = Zeroizing::new([0u8; 16]);
-        aes.encrypt_block(h.as_mut().into());
-        let mut h_runs = Zeroizing::new([*h; RUN_POWERS]);
-        for i in 1..RUN_POWERS {
-            h_runs[i] = Self::mul_gf(&h_runs[i - 1], &h_runs[i - 1]);
-        }
-        Key { aes, h, h_runs }
+        aes.encrypt_block((&mut *h).into());
+        let polyval = polyval_for(&h);
+        Key { aes, polyval }
     }
 
-    /// GHASH of `LANES · run` whole blocks from `state`, as `LANES` chains over contiguous runs.
-    ///
-    /// `polyval` (under `ghash`) multiplies one block at a time with a full reduction, so a single chain
-    /// waits on each multiplication's latency. Independent chains, each from zero and fed one block in
-    /// turn, overlap in the CPU; their digests are then joined, starting from `state`, as in parallel
-    /// GCM: `GHASH_S(A ‖ B) = GHASH_S(A) · H^blocks(B) ⊕ GHASH_0(B)` and `GHASH_S(A) = S · H^blocks(A) ⊕
-    /// GHASH_0(A)`.
-    fn ghash_lanes(&self, state: &GhashState, blocks: &[[u8; 16]], run: usize) -> GhashState {
-        debug_assert!(run.is_power_of_two() && blocks.len() == LANES * run);
-        let runs: [&[[u8; 16]]; LANES] = std::array::from_fn(|j| &blocks[j * run..(j + 1) * run]);
-        let mut lanes: [GHash; LANES] = std::array::from_fn(|_| GHash::new(self.h.as_ref().into()));
-        for i in 0..run {
-            for (lane, r) in lanes.iter_mut().zip(runs) {
-                lane.update_padded(r[i].as_ref());
-            }
-        }
-        let h_run = &self.h_runs[run.trailing_zeros() as usize];
-        let mut acc = *state;
-        for lane in lanes {
-            let d: [u8; 16] = lane.finalize().into();
-            acc = Self::mul_gf(&acc, h_run);
-            for (a, v) in acc.iter_mut().zip(d) {
-                *a ^= v;
-            }
-        }
-        acc
-    }
-
-    fn ctr(&self, nonce: &[u8; NONCE_LEN], counter: u32) -> Ctr {
+    fn ctr(&self, nonce: &[u8; NONCE_LEN], counter: u32) -> Ctr<'_> {
         let mut iv = [0u8; 16];
         iv[..12].copy_from_slice(nonce);
         iv[12..].copy_from_slice(&counter.to_be_bytes());
-        Ctr::from_core(ctr::CtrCore::inner_iv_init(self.aes.clone(), &iv.into()))
+        Ctr::inner_iv_init(&self.aes, (&iv).into())
     }
 
-    /// A GHASH instance that has absorbed non-empty `data` from `state`: hashing `state ⊕ X1, X2, …`
-    /// from zero is hashing `X1, X2, …` from `state`, so the first block carries the state in.
-    fn ghash_from(&self, state: &GhashState, data: &[u8]) -> GHash {
+    /// A hash that has absorbed non-empty `data` from `state`: hashing `state ⊕ X1, X2, …` from zero is
+    /// hashing `X1, X2, …` from `state`, so the first block carries the state in.
+    fn hash_from(&self, state: &GhashState, data: &[u8]) -> Polyval {
         debug_assert!(!data.is_empty());
-        let mut g = GHash::new(self.h.as_ref().into());
+        let mut p = self.polyval.clone();
         let (first, rest) = data.split_at(data.len().min(16));
         let mut block = Zeroizing::new(*state);
         for (b, d) in block.iter_mut().zip(first) {
             *b ^= d;
         }
-        g.update(&[(*block).into()]);
-        g.update_padded(rest);
-        g
+        p.update(&[rev(&block).into()]);
+        absorb(&mut p, rest);
+        p
     }
 
     /// Multiplication in GCM's field: one GHASH block step from zero is `x · y`.
     fn mul_gf(x: &[u8; 16], y: &[u8; 16]) -> [u8; 16] {
-        let mut g = GHash::new(y.into());
-        g.update(&[(*x).into()]);
-        g.finalize().into()
+        let mut p = polyval_for(y);
+        p.update(&[rev(x).into()]);
+        digest(p)
+    }
+
+    /// `x · H`, on the already expanded key.
+    fn mul_h(&self, x: &[u8; 16]) -> [u8; 16] {
+        let mut p = self.polyval.clone();
+        p.update(&[rev(x).into()]);
+        digest(p)
+    }
+
+    /// CTR then GHASH (`seal`) or GHASH then CTR (`!seal`) over `buf`, one L1-sized piece at a time,
+    /// one hash across the pieces (every piece but the last is whole blocks).
+    fn crypt(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        counter: u32,
+        state: GhashState,
+        buf: &mut [u8],
+        seal: bool,
+    ) -> GhashState {
+        if buf.is_empty() {
+            return state;
+        }
+        let mut ctr = self.ctr(nonce, counter);
+        let mut p: Option<Polyval> = None;
+        let mut hash = |piece: &[u8]| match p.as_mut() {
+            Some(p) => absorb(p, piece),
+            None => p = Some(self.hash_from(&state, piece)),
+        };
+        let mut pieces = buf.chunks_mut(PIECE);
+        let last = pieces.next_back().expect("buf is not empty");
+        for piece in pieces {
+            if !seal {
+                hash(piece);
+            }
+            // PIECE is a multiple of 16: whole blocks, and the counter carries on to the next piece.
+            let (blocks, tail) = InOutBuf::from(&mut *piece).into_chunks();
+            debug_assert!(tail.is_empty());
+            ctr.apply_keystream_blocks_inout(blocks);
+            if seal {
+                hash(piece);
+            }
+        }
+        if !seal {
+            hash(last);
+        }
+        ctr.apply_keystream_partial(last.into());
+        if seal {
+            hash(last);
+        }
+        digest(p.expect("buf is not empty"))
     }
 }
 
 impl GcmKernel for Key {
-    fn ghash(&self, mut state: GhashState, data: &[u8]) -> GhashState {
-        let (blocks, _) = data.as_chunks::<16>();
-        let mut done = 0;
-        while blocks.len() - done >= LANES * MIN_RUN {
-            let run = ((blocks.len() - done) / LANES).min(MAX_RUN);
-            let run = 1 << run.ilog2();
-            state = self.ghash_lanes(&state, &blocks[done..done + LANES * run], run);
-            done += LANES * run;
-        }
-        let rest = &data[done * 16..];
-        if rest.is_empty() {
+    fn ghash(&self, state: GhashState, data: &[u8]) -> GhashState {
+        if data.is_empty() {
             return state;
         }
-        self.ghash_from(&state, rest).finalize().into()
+        digest(self.hash_from(&state, data))
     }
 
     fn encrypt(
         &self,
         nonce: &[u8; NONCE_LEN],
         counter: u32,
-        mut state: GhashState,
+        state: GhashState,
         buf: &mut [u8],
     ) -> GhashState {
-        let mut ctr = self.ctr(nonce, counter);
-        for piece in buf.chunks_mut(PIECE) {
-            ctr.apply_keystream(piece);
-            state = self.ghash(state, piece);
-        }
-        state
+        self.crypt(nonce, counter, state, buf, true)
     }
 
     fn decrypt(
         &self,
         nonce: &[u8; NONCE_LEN],
         counter: u32,
-        mut state: GhashState,
+        state: GhashState,
         buf: &mut [u8],
     ) -> GhashState {
-        let mut ctr = self.ctr(nonce, counter);
-        for piece in buf.chunks_mut(PIECE) {
-            state = self.ghash(state, piece);
-            ctr.apply_keystream(piece);
-        }
-        state
+        self.crypt(nonce, counter, state, buf, false)
     }
 
     fn h_pow(&self, n: u64) -> GhashState {
@@ -162,7 +210,7 @@ impl GcmKernel for Key {
         for bit in (0..(64 - n.leading_zeros())).rev() {
             pow = Self::mul_gf(&pow, &pow);
             if n >> bit & 1 == 1 {
-                pow = Self::mul_gf(&pow, &self.h);
+                pow = self.mul_h(&pow);
             }
         }
         pow
