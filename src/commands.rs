@@ -325,12 +325,9 @@ pub fn put(
             );
         }
     };
-    // With a known size, a cached data key may serve (when the provider has the cache on).
-    let (dek, wrapped) = match len {
-        Some(n) => ring.generate_data_key_sized(id, &context, n),
-        None => ring.generate_data_key(id, &context),
-    }
-    .map_err(|e| e.to_string())?;
+    let (dek, wrapped) = ring
+        .generate_data_key(id, &context)
+        .map_err(|e| e.to_string())?;
     let mut out = SeekableOutput::create(output)?;
     let mut meta = ObjectMeta::new(mode, context, vec![wrapped]);
     meta.size = parts.iter().map(|p| p.size).sum();

@@ -383,6 +383,8 @@ pub trait KeyProvider: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// A fresh data key and its wrap under the newest version of `key_id`, bound to `context`.
+    /// Fresh on every call, for every implementation (a cache included): one data key per object,
+    /// never handed out twice.
     ///
     /// # Errors
     ///
@@ -395,23 +397,6 @@ pub trait KeyProvider: Send + Sync {
         let dek = DataKey::generate();
         let wrapped = self.wrap(key_id, &dek, context)?;
         Ok((dek, wrapped))
-    }
-
-    /// As [`KeyProvider::generate_data_key`], for a caller that knows how many plaintext bytes the
-    /// key will encrypt: a [`CachingProvider`] may then hand out a cached key (see its policy's
-    /// `max_bytes`). Providers without a cache make a fresh key.
-    ///
-    /// # Errors
-    ///
-    /// As [`KeyProvider::generate_data_key`].
-    fn generate_data_key_sized(
-        &self,
-        key_id: &str,
-        context: &EncryptionContext,
-        plaintext_bytes: u64,
-    ) -> Result<(DataKey, WrappedKey), KeyError> {
-        let _ = plaintext_bytes;
-        self.generate_data_key(key_id, context)
     }
 
     /// Wraps `dek` under the newest version of `key_id`, bound to `context`.
@@ -543,9 +528,6 @@ macro_rules! forward_provider {
             }
             fn generate_data_key(&self, key_id: &str, context: &EncryptionContext) -> Result<(DataKey, WrappedKey), KeyError> {
                 (**self).generate_data_key(key_id, context)
-            }
-            fn generate_data_key_sized(&self, key_id: &str, context: &EncryptionContext, plaintext_bytes: u64) -> Result<(DataKey, WrappedKey), KeyError> {
-                (**self).generate_data_key_sized(key_id, context, plaintext_bytes)
             }
             fn wrap(&self, key_id: &str, dek: &DataKey, context: &EncryptionContext) -> Result<WrappedKey, KeyError> {
                 (**self).wrap(key_id, dek, context)

@@ -9,7 +9,6 @@
 //! both up and runs this once with `--test`); see docs/BENCHMARKS.md.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -257,18 +256,10 @@ fn objects(c: &mut Criterion) {
             ..KeySpec::default()
         })
         .unwrap();
-        let p = Arc::new(p);
         let cx = ctx();
         g.bench_function(format!("{name}/fresh_key"), |b| {
             b.iter(|| {
-                let (dek, w) = p.generate_data_key_sized(&id, &cx, 4096).unwrap();
-                black_box((object::seal(&dek, &plain).unwrap(), w))
-            })
-        });
-        let cached = CachingProvider::new(p.clone(), CachePolicy::default());
-        g.bench_function(format!("{name}/cached_key"), |b| {
-            b.iter(|| {
-                let (dek, w) = cached.generate_data_key_sized(&id, &cx, 4096).unwrap();
+                let (dek, w) = p.generate_data_key(&id, &cx).unwrap();
                 black_box((object::seal(&dek, &plain).unwrap(), w))
             })
         });

@@ -1,19 +1,17 @@
 //! The data-key cache: a [`KeyProvider`] wrapper that keeps unwrapped data keys for a while, so
-//! repeated reads of one object, or many small writes under one key, do not each cost an HSM or
-//! KMS call.
+//! repeated reads of one object do not each cost an HSM or KMS call.
 //!
-//! Two kinds of entries, both bounded by age ([`CachePolicy::ttl`]), number of uses
-//! ([`CachePolicy::max_uses`]) and, for data keys handed out to encrypt, bytes encrypted
-//! ([`CachePolicy::max_bytes`]):
+//! Only unwraps are cached, found by the SHA-256 of the wrapped key *and* the encryption context it
+//! is opened under: a hit needs the same wrapped bytes and the same context the provider checked, so
+//! the cache never opens a wrap under a context the provider would refuse. Entries are bounded by age
+//! ([`CachePolicy::ttl`]), number of uses ([`CachePolicy::max_uses`]) and number of entries
+//! ([`CachePolicy::max_entries`]).
 //!
-//! - **Unwraps**, found by the SHA-256 of the wrapped key *and* the encryption context it is opened
-//!   under: a hit needs the same wrapped bytes and the same context the provider checked, so the cache
-//!   never opens a wrap under a context the provider would refuse.
-//! - **Data keys for encryption** ([`KeyProvider::generate_data_key_sized`]), found by key id and
-//!   context: one generated key (and its one wrap) serves several objects, as S3 Bucket Keys and the
-//!   AWS Encryption SDK's caching do. Reuse is safe in the object format: every object derives its own
-//!   keys from the data key and a fresh 256-bit salt. A caller that does not know the size
-//!   ([`KeyProvider::generate_data_key`]) always gets a fresh key.
+//! Data keys for encryption are never cached: every [`KeyProvider::generate_data_key`] goes to the
+//! provider and returns a fresh key, so every object has a data key of its own. (A key shared
+//! between objects would let one object's data, placed under another's metadata, open.) No byte
+//! budget either: an unwrapped key only decrypts what was sealed under it once, which spends
+//! nothing; the limits on what one data key seals are the object format's.
 //!
 //! Entries are zeroized when evicted (expired, used up, over the entry bound, or invalidated). A
 //! lifecycle call made through the cache (rotate, enable, disable, schedule or cancel deletion) drops
@@ -29,26 +27,23 @@ use sha2::{Digest, Sha256};
 
 use super::{DataKey, EncryptionContext, KeyError, KeyInfo, KeyProvider, KeySpec, WrappedKey};
 
-/// How long and how much a cached data key may serve.
+/// How long a cached unwrap may serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CachePolicy {
     /// Age after which an entry is dropped.
     pub ttl: Duration,
-    /// Uses (unwraps served, or objects sealed) after which an entry is dropped.
+    /// Unwraps served after which an entry is dropped.
     pub max_uses: u64,
-    /// Plaintext bytes a generated data key may encrypt before a fresh one is made.
-    pub max_bytes: u64,
     /// Entries held at most; the oldest goes first.
     pub max_entries: usize,
 }
 
 impl Default for CachePolicy {
-    /// 60 seconds, 10,000 uses, 64 GiB, 4,096 entries.
+    /// 60 seconds, 10,000 uses, 4,096 entries.
     fn default() -> Self {
         CachePolicy {
             ttl: Duration::from_secs(60),
             max_uses: 10_000,
-            max_bytes: 64 << 30,
             max_entries: 4096,
         }
     }
@@ -80,10 +75,8 @@ struct Entry {
     key_id: String,
     // Boxed so the key bytes never move when the map grows (a move would leave a copy behind).
     dek: Box<DataKey>,
-    wrapped: Option<WrappedKey>,
     born: Instant,
     uses: u64,
-    bytes: u64,
     seq: u64,
 }
 
@@ -95,7 +88,7 @@ struct Table {
     seq: u64,
 }
 
-/// A [`KeyProvider`] that caches what `P` unwraps and generates; see the module docs.
+/// A [`KeyProvider`] that caches what `P` unwraps; see the module docs.
 pub struct CachingProvider<P> {
     inner: P,
     policy: CachePolicy,
@@ -172,19 +165,16 @@ impl<P: KeyProvider> CachingProvider<P> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Looks `h` up and takes one use of `bytes`; evicts an entry that can no longer serve.
-    fn take(&self, h: &[u8; 32], bytes: u64) -> Option<(DataKey, Option<WrappedKey>)> {
+    /// Looks `h` up and takes one use; evicts an entry that can no longer serve.
+    fn take(&self, h: &[u8; 32]) -> Option<DataKey> {
         let mut t = self.lock();
         let serves = match t.map.get_mut(h) {
             None => return None,
             Some(e) => {
                 let fresh = e.born.elapsed() < self.policy.ttl;
-                let room = e.uses < self.policy.max_uses
-                    && e.bytes.saturating_add(bytes) <= self.policy.max_bytes;
-                if fresh && room {
+                if fresh && e.uses < self.policy.max_uses {
                     e.uses += 1;
-                    e.bytes += bytes;
-                    Some(((*e.dek).clone(), e.wrapped.clone()))
+                    Some((*e.dek).clone())
                 } else {
                     None
                 }
@@ -197,14 +187,7 @@ impl<P: KeyProvider> CachingProvider<P> {
         serves
     }
 
-    fn put(
-        &self,
-        h: [u8; 32],
-        key_id: &str,
-        dek: &DataKey,
-        wrapped: Option<WrappedKey>,
-        bytes: u64,
-    ) {
+    fn put(&self, h: [u8; 32], key_id: &str, dek: &DataKey) {
         if self.policy.max_entries == 0 {
             return;
         }
@@ -231,10 +214,8 @@ impl<P: KeyProvider> CachingProvider<P> {
             Entry {
                 key_id: key_id.to_owned(),
                 dek: Box::new(dek.clone()),
-                wrapped,
                 born: Instant::now(),
                 uses: 1,
-                bytes,
                 seq,
             },
         );
@@ -271,13 +252,6 @@ fn unwrap_digest(w: &WrappedKey, context: &EncryptionContext) -> [u8; 32] {
     )
 }
 
-fn generate_digest(key_id: &str, context: &EncryptionContext) -> [u8; 32] {
-    digest(
-        "ssekit data-key cache: generate",
-        &[key_id.as_bytes(), &context.canonical_bytes()],
-    )
-}
-
 impl<P: KeyProvider> KeyProvider for CachingProvider<P> {
     fn name(&self) -> &'static str {
         self.inner.name()
@@ -288,29 +262,8 @@ impl<P: KeyProvider> KeyProvider for CachingProvider<P> {
         key_id: &str,
         context: &EncryptionContext,
     ) -> Result<(DataKey, WrappedKey), KeyError> {
+        // Never from the cache: a fresh key for every object.
         self.called(self.inner.generate_data_key(key_id, context))
-    }
-
-    fn generate_data_key_sized(
-        &self,
-        key_id: &str,
-        context: &EncryptionContext,
-        plaintext_bytes: u64,
-    ) -> Result<(DataKey, WrappedKey), KeyError> {
-        if plaintext_bytes > self.policy.max_bytes {
-            return self.generate_data_key(key_id, context);
-        }
-        let h = generate_digest(key_id, context);
-        if let Some((dek, Some(wrapped))) = self.take(&h, plaintext_bytes) {
-            self.hits.fetch_add(1, Relaxed);
-            return Ok((dek, wrapped));
-        }
-        self.misses.fetch_add(1, Relaxed);
-        let (dek, wrapped) = self.generate_data_key(key_id, context)?;
-        self.put(h, key_id, &dek, Some(wrapped.clone()), plaintext_bytes);
-        // The object sealed now may be read back soon: its unwrap is known already.
-        self.put(unwrap_digest(&wrapped, context), key_id, &dek, None, 0);
-        Ok((dek, wrapped))
     }
 
     fn wrap(
@@ -328,13 +281,13 @@ impl<P: KeyProvider> KeyProvider for CachingProvider<P> {
         context: &EncryptionContext,
     ) -> Result<DataKey, KeyError> {
         let h = unwrap_digest(wrapped, context);
-        if let Some((dek, _)) = self.take(&h, 0) {
+        if let Some(dek) = self.take(&h) {
             self.hits.fetch_add(1, Relaxed);
             return Ok(dek);
         }
         self.misses.fetch_add(1, Relaxed);
         let dek = self.called(self.inner.unwrap(wrapped, context))?;
-        self.put(h, &wrapped.key_id, &dek, None, 0);
+        self.put(h, &wrapped.key_id, &dek);
         Ok(dek)
     }
 
