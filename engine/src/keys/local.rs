@@ -411,6 +411,35 @@ fn record_aad(id: &str) -> Vec<u8> {
     aad
 }
 
+/// `value` as JSON in one zeroizing buffer of exactly its size. `serde_json::to_vec` grows its `Vec`
+/// as it writes, and each reallocation frees a copy of what was written so far (every KEK version of
+/// a record) without wiping it; here a first pass counts the bytes, the second writes them into a
+/// buffer allocated once, which a byte slice as the writer cannot grow.
+fn to_json_zeroizing<T: Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    struct Count(usize);
+    impl Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let failed = |e: serde_json::Error| KeyError::Io(format!("cannot encode a key record: {e}"));
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_err(failed)?;
+    let mut buf = Zeroizing::new(vec![0u8; count.0]);
+    let mut rest: &mut [u8] = &mut buf;
+    serde_json::to_writer(&mut rest, value).map_err(failed)?;
+    if !rest.is_empty() {
+        return Err(KeyError::Io(
+            "cannot encode a key record: its size changed between two passes".into(),
+        ));
+    }
+    Ok(buf)
+}
+
 fn random_nonce() -> [u8; 12] {
     let mut n = [0u8; 12];
     getrandom::fill(&mut n).expect("the operating system's random number generator failed");
@@ -675,8 +704,7 @@ impl KeyRecords {
     }
 
     fn store(&self, rec: &Record) -> Result<(), KeyError> {
-        let mut body =
-            Zeroizing::new(serde_json::to_vec(rec).map_err(|e| KeyError::Io(e.to_string()))?);
+        let mut body = to_json_zeroizing(rec)?;
         let nonce = random_nonce();
         let tag = self
             .root
@@ -903,4 +931,31 @@ impl KeyProvider for LocalKeyring {
     }
 
     crate::lifecycle_from_records!(records);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_encoded_into_a_buffer_of_exactly_their_size() {
+        let rec = Record {
+            id: "k".into(),
+            description: "a \"quoted\" description\n".into(),
+            created: 1,
+            state: KeyState::PendingDeletion { delete_at: 9 },
+            rotation_period_days: Some(30),
+            versions: (1..=40)
+                .map(|version| Version {
+                    version,
+                    created: u64::from(version),
+                    material: BASE64.encode(DataKey::generate().expose()),
+                })
+                .collect(),
+        };
+        let buf = to_json_zeroizing(&rec).unwrap();
+        assert_eq!(&buf[..], &serde_json::to_vec(&rec).unwrap()[..]);
+        // Allocated once at its final size: no reallocation left a copy behind.
+        assert_eq!(buf.capacity(), buf.len());
+    }
 }
