@@ -336,6 +336,15 @@ pub enum KeyError {
         /// What the last attempt saw, e.g. `ThrottlingException` or `connection refused`.
         detail: String,
     },
+    /// A key record does not match the keyring's index of record generations: an older copy of it
+    /// was put back (reviving a disabled key, say), or it was deleted or added behind the keyring's
+    /// back. The key is not used until its current record is restored.
+    RolledBack {
+        /// The key's id.
+        id: String,
+        /// What does not match, e.g. "the record is generation 2 but the index says 3: …".
+        detail: String,
+    },
     /// A keyring file is damaged or was sealed under another root secret.
     Corrupt(String),
     /// The storage under the provider failed.
@@ -368,6 +377,10 @@ impl fmt::Display for KeyError {
             KeyError::Unavailable { call, detail } => write!(
                 f,
                 "{call}: the key service is unavailable ({detail}) after retries; nothing was changed, try again later"
+            ),
+            KeyError::RolledBack { id, detail } => write!(
+                f,
+                "key `{id}`'s record does not match the keyring's index ({detail}); the key is not used: restore its current record, see docs/PROVIDERS.md"
             ),
             KeyError::Corrupt(what) => write!(f, "{what}"),
             KeyError::Io(what) => write!(f, "{what}"),

@@ -338,3 +338,131 @@ fn changes_made_elsewhere_are_seen_at_once() {
         KeyError::PendingDeletion { .. }
     ));
 }
+
+#[test]
+fn a_record_put_back_from_before_a_disable_is_refused() {
+    // Issue 12 item 4: the record's AAD bound only the key id, so the record file saved before a
+    // disable, copied back, revived the key.
+    let (d, r, clock) = ring();
+    r.create_key(&spec("k")).unwrap();
+    let (dek, w) = r.generate_data_key("k", &ctx("a")).unwrap();
+    let home = d.path().join("home");
+    let file = home.join("keys/k.key");
+    let saved = std::fs::read(&file).unwrap();
+    r.disable("k").unwrap();
+    let current = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &saved).unwrap();
+    drop(r);
+    let r = LocalKeyring::open_with(&home, None, clock).unwrap();
+    let rolled_back = |e: KeyError| matches!(e, KeyError::RolledBack { ref id, .. } if id == "k");
+    match r.describe("k") {
+        Ok(info) => panic!("the old record was accepted: the key is {}", info.state),
+        Err(e) => assert!(rolled_back(e.clone()), "{e}"),
+    }
+    let e = r.unwrap(&w, &ctx("a")).unwrap_err();
+    assert!(
+        e.to_string().contains("key `k`") && e.to_string().contains("older copy"),
+        "{e}"
+    );
+    assert!(rolled_back(e));
+    assert!(rolled_back(
+        r.generate_data_key("k", &ctx("a")).unwrap_err()
+    ));
+    assert!(rolled_back(r.enable("k").unwrap_err()));
+    assert!(rolled_back(r.list().unwrap_err()));
+    assert!(rolled_back(r.create_key(&spec("k")).unwrap_err()));
+    // Nothing was written over the evidence; with the current record back, the key is as it was.
+    assert_eq!(std::fs::read(&file).unwrap(), saved);
+    std::fs::write(&file, &current).unwrap();
+    assert_eq!(r.describe("k").unwrap().state, KeyState::Disabled);
+    r.enable("k").unwrap();
+    assert_eq!(r.unwrap(&w, &ctx("a")).unwrap().expose(), dek.expose());
+}
+
+#[test]
+fn records_deleted_or_added_behind_the_keyrings_back_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock(AtomicU64::new(T0)));
+    let root = dir.path().join("root.key");
+    std::fs::write(&root, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Two homes under one root secret: each other's records open, but neither's index lists them.
+    let (home, other) = (dir.path().join("home"), dir.path().join("other"));
+    let r = LocalKeyring::open_with(&home, Some(&root), clock.clone()).unwrap();
+    let o = LocalKeyring::open_with(&other, Some(&root), clock.clone()).unwrap();
+    r.create_key(&spec("kept")).unwrap();
+    r.create_key(&spec("gone")).unwrap();
+    o.create_key(&spec("stranger")).unwrap();
+    let rolled_back =
+        |e: KeyError, key: &str| matches!(e, KeyError::RolledBack { ref id, .. } if id == key);
+    // Deleted: not "not found" (which would let a new key of that name be made in its place).
+    std::fs::remove_file(home.join("keys/gone.key")).unwrap();
+    let e = r.describe("gone").unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+    assert!(rolled_back(e, "gone"));
+    assert!(rolled_back(
+        r.create_key(&spec("gone")).unwrap_err(),
+        "gone"
+    ));
+    assert!(rolled_back(r.list().unwrap_err(), "gone"));
+    // Added.
+    std::fs::copy(
+        other.join("keys/stranger.key"),
+        home.join("keys/stranger.key"),
+    )
+    .unwrap();
+    let e = r.describe("stranger").unwrap_err();
+    assert!(e.to_string().contains("not in the keyring's index"), "{e}");
+    assert!(rolled_back(e, "stranger"));
+    r.describe("kept").unwrap();
+    // The index itself deleted: every key refuses, not one silently accepted.
+    std::fs::remove_file(home.join("keys.index")).unwrap();
+    let e = r.describe("kept").unwrap_err();
+    assert!(
+        matches!(e, KeyError::Corrupt(_)) && e.to_string().contains("keys.index"),
+        "{e}"
+    );
+    // The index is private like the records.
+    let mode = std::fs::metadata(other.join("keys.index"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn two_processes_update_the_index_without_losing_a_write() {
+    // Two keyrings on one directory, as two CLI processes: each writes its own keys while the
+    // other writes its own, all through the one index. A lost index update would show as a
+    // record newer than its index entry.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock(AtomicU64::new(T0)));
+    let home = dir.path().join("home");
+    std::thread::scope(|s| {
+        for p in 0..2 {
+            let (home, clock) = (&home, clock.clone());
+            s.spawn(move || {
+                let r = LocalKeyring::open_with(home, None, clock).unwrap();
+                for k in 0..3 {
+                    let id = format!("p{p}-{k}");
+                    r.create_key(&spec(&id)).unwrap();
+                    for _ in 0..4 {
+                        r.rotate(&id).unwrap();
+                    }
+                    r.disable(&id).unwrap();
+                }
+            });
+        }
+    });
+    let r = LocalKeyring::open_with(&home, None, clock).unwrap();
+    let keys = r.list().unwrap();
+    assert_eq!(keys.len(), 6);
+    for k in keys {
+        assert_eq!(
+            (k.current_version, k.state),
+            (5, KeyState::Disabled),
+            "{}",
+            k.id
+        );
+    }
+}

@@ -4,17 +4,31 @@
 //!
 //! - `root.key`: the 32-byte root secret, created on first use unless `SSEKIT_ROOT_KEY_FILE` names
 //!   one elsewhere (keep it on other storage than the keyring in production).
-//! - `keys/<id>.key`: one file per KEK: `"SSEKKEY1" ‖ nonce ‖ AES-256-GCM(root, record)`, with the key id
+//! - `keys/<id>.key`: one file per KEK: `"SSEKKEY2" ‖ generation ‖ nonce ‖ AES-256-GCM(root, record)`,
+//!   with the key id and the generation (big-endian u64, counting every write of this key's record)
 //!   as AAD, the record a JSON document with the key's state, schedule and every version's material.
 //!   Sealing the whole record means a file cannot be edited (to revive a disabled key, say) or
 //!   swapped for another key's without detection.
-//! - `.lock`: taken exclusively around every read-modify-write, so several processes can share a
-//!   keyring.
+//! - `keys.index`: `"SSEKIDX1" ‖ nonce ‖ AES-256-GCM(root, index)`: every key id and the generation of
+//!   its current record. Every load checks the record against it, so an older copy of one record put
+//!   back (the disabled key's record from before the disable, say), a record deleted, or one added
+//!   behind the keyring's back is [`KeyError::RolledBack`] naming the key, never used.
+//! - `.lock`: taken exclusively around every read and read-modify-write of records and index, so
+//!   several processes can share a keyring: the index and the records change together under it.
 //!
 //! Every write goes to a temporary file in the same directory which is written, fsynced, renamed
 //! over the old file, and the directory fsynced: a crash leaves either the old or the new file,
-//! never a torn one. Files are created 0600 and directories 0700, and files readable or writable by
-//! group or others are refused.
+//! never a torn one. A record write is three such writes: the index with the new generation marked
+//! pending, the record, the index with the mark cleared; while the mark is there (after a crash
+//! between the first two) the index also accepts the previous generation, and nothing else. Files
+//! are created 0600 and directories 0700, and files readable or writable by group or others are
+//! refused.
+//!
+//! What this does not catch: the whole directory (records *and* index) put back to an earlier copy.
+//! That is a state the keyring itself was in, and nothing inside the directory can tell it from the
+//! present; every key then has the state it had then (a disabled key enabled again, a destroyed
+//! key's material back). Detecting it needs state kept outside the directory (see docs/PROVIDERS.md
+//! for what an operator can do).
 //!
 //! Wraps are AES-256-GCM under the KEK version's material with a random 96-bit nonce and, as AAD,
 //! the key id, the version and the canonical encryption context: a wrap opens only with the context
@@ -41,7 +55,9 @@ use crate::aead::Aes256Gcm;
 /// The wrap algorithm this provider records.
 pub const WRAP_ALGORITHM: &str = "AES256-GCM";
 const PROVIDER: &str = "local";
-const RECORD_MAGIC: &[u8; 8] = b"SSEKKEY1";
+const RECORD_MAGIC: &[u8; 8] = b"SSEKKEY2";
+const INDEX_MAGIC: &[u8; 8] = b"SSEKIDX1";
+const INDEX_FILE: &str = "keys.index";
 const DAY: u64 = 86_400;
 
 /// A source of the current time, in Unix seconds; tests use their own to move through rotation
@@ -80,6 +96,10 @@ impl Drop for Version {
 
 #[derive(Serialize, Deserialize)]
 struct Record {
+    /// Which write of this key's record this is (1 for the first); kept in the file's header and
+    /// its AAD, not in the JSON.
+    #[serde(skip)]
+    generation: u64,
     id: String,
     description: String,
     created: u64,
@@ -183,6 +203,23 @@ impl Record {
     }
 }
 
+/// The keyring's index: every key id and the generation of its current record.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Index {
+    keys: std::collections::BTreeMap<String, IndexEntry>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexEntry {
+    generation: u64,
+    /// A write of `generation` was started and may not have finished: the previous generation is
+    /// accepted too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pending: bool,
+}
+
 /// Where each key version's secret lives, for [`KeyRecords`]: in the record itself (the local
 /// keyring) or in a device that keeps it (an HSM), the record then holding only its lifecycle.
 pub trait VersionStore: Send + Sync {
@@ -282,6 +319,10 @@ struct Stamp {
     len: u64,
     mtime: i64,
     mtime_nsec: i64,
+    // A file copied over in place (`cp -p`) keeps its inode and can keep size and mtime; the change
+    // time is set by the kernel on every write.
+    ctime: i64,
+    ctime_nsec: i64,
 }
 
 impl Stamp {
@@ -292,6 +333,8 @@ impl Stamp {
             len: meta.len(),
             mtime: meta.mtime(),
             mtime_nsec: meta.mtime_nsec(),
+            ctime: meta.ctime(),
+            ctime_nsec: meta.ctime_nsec(),
         }
     }
 }
@@ -405,11 +448,15 @@ fn wrap_aad(id: &str, version: u32, context: &EncryptionContext) -> Vec<u8> {
     aad
 }
 
-fn record_aad(id: &str) -> Vec<u8> {
-    let mut aad = b"ssekit keyring record v1\0".to_vec();
+fn record_aad(id: &str, generation: u64) -> Vec<u8> {
+    let mut aad = b"ssekit keyring record v2\0".to_vec();
     aad.extend_from_slice(id.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(&generation.to_be_bytes());
     aad
 }
+
+const INDEX_AAD: &[u8] = b"ssekit keyring index v1";
 
 /// `value` as JSON in one zeroizing buffer of exactly its size. `serde_json::to_vec` grows its `Vec`
 /// as it writes, and each reallocation frees a copy of what was written so far (every KEK version of
@@ -526,7 +573,12 @@ impl KeyRecords {
                 let fresh = DataKey::generate();
                 // Create-if-absent without a window: a fresh file is linked in place only if no
                 // other process got there first; whoever lost reads the winner's.
-                let tmp = dir.join(format!(".root.key.tmp.{}", std::process::id()));
+                // A random name, not the process id: two openers in one process (two threads)
+                // would share it, and one would remove the other's file before its link.
+                let mut r = [0u8; 8];
+                getrandom::fill(&mut r)
+                    .expect("the operating system's random number generator failed");
+                let tmp = dir.join(format!(".root.key.tmp.{:016x}", u64::from_le_bytes(r)));
                 write_atomic(&tmp, fresh.expose())?;
                 let linked = fs::hard_link(&tmp, &root_path);
                 let _ = fs::remove_file(&tmp);
@@ -677,44 +729,177 @@ impl KeyRecords {
         r
     }
 
-    fn load(&self, id: &str) -> Result<Record, KeyError> {
+    fn index_path(&self) -> PathBuf {
+        self.dir.join(INDEX_FILE)
+    }
+
+    /// Reads the index (under the lock). No index file is an empty index while `keys/` holds no
+    /// record (a new keyring), and an error otherwise.
+    fn read_index(&self) -> Result<Index, KeyError> {
+        let path = self.index_path();
+        let corrupt = || {
+            KeyError::Corrupt(format!(
+                "keyring index {} does not open under this keyring's root secret: it is damaged, or from another keyring",
+                path.display()
+            ))
+        };
+        let Some(sealed) = read_private(&path)? else {
+            if self.record_ids()?.is_empty() {
+                return Ok(Index::default());
+            }
+            return Err(KeyError::Corrupt(format!(
+                "keyring index {} is missing while {} holds key records: it was deleted; restore it from the backup the records came from",
+                path.display(),
+                self.dir.join("keys").display()
+            )));
+        };
+        if sealed.len() < 8 + 12 + 16 || &sealed[..8] != INDEX_MAGIC {
+            return Err(corrupt());
+        }
+        let nonce: [u8; 12] = sealed[8..20].try_into().expect("12");
+        let mut body = sealed[20..sealed.len() - 16].to_vec();
+        let tag: [u8; 16] = sealed[sealed.len() - 16..].try_into().expect("16");
+        self.root
+            .open_in_place(&nonce, INDEX_AAD, &mut body, &tag)
+            .map_err(|_| corrupt())?;
+        serde_json::from_slice(&body).map_err(|_| corrupt())
+    }
+
+    fn write_index(&self, index: &Index) -> Result<(), KeyError> {
+        let mut body = serde_json::to_vec(index)
+            .map_err(|e| KeyError::Io(format!("cannot encode the keyring index: {e}")))?;
+        let nonce = random_nonce();
+        let tag = self.root.seal_in_place(&nonce, INDEX_AAD, &mut body);
+        let mut file = Vec::with_capacity(8 + 12 + body.len() + 16);
+        file.extend_from_slice(INDEX_MAGIC);
+        file.extend_from_slice(&nonce);
+        file.extend_from_slice(&body);
+        file.extend_from_slice(&tag);
+        write_atomic(&self.index_path(), &file)
+    }
+
+    /// The ids of the record files in `keys/`.
+    fn record_ids(&self) -> Result<Vec<String>, KeyError> {
+        let keys = self.dir.join("keys");
+        Ok(fs::read_dir(&keys)
+            .map_err(|e| io_err("cannot list", &keys, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let id = name.strip_suffix(".key")?;
+                check_id(id).ok().map(|()| id.to_owned())
+            })
+            .collect())
+    }
+
+    /// Reads `id`'s record (under the lock) and checks its generation against `index`.
+    fn load(&self, id: &str, index: &Index) -> Result<Record, KeyError> {
         check_id(id)?;
         let path = self.path(id);
-        let sealed = read_private(&path)?.ok_or_else(|| KeyError::NotFound(id.to_owned()))?;
+        let entry = index.keys.get(id).copied();
+        let rolled_back = |detail: String| KeyError::RolledBack {
+            id: id.to_owned(),
+            detail,
+        };
+        let Some(sealed) = read_private(&path)? else {
+            return match entry {
+                None => Err(KeyError::NotFound(id.to_owned())),
+                // A creation that stopped before its record was written.
+                Some(IndexEntry {
+                    generation: 1,
+                    pending: true,
+                }) => Err(KeyError::NotFound(id.to_owned())),
+                Some(e) => Err(rolled_back(format!(
+                    "the index lists generation {} but the record file {} is missing",
+                    e.generation,
+                    path.display()
+                ))),
+            };
+        };
         let corrupt = || {
             KeyError::Corrupt(format!(
                 "key file {} does not open under this keyring's root secret: it is damaged, or from another keyring",
                 path.display()
             ))
         };
-        if sealed.len() < 8 + 12 + 16 || &sealed[..8] != RECORD_MAGIC {
+        if sealed.len() < 8 + 8 + 12 + 16 || &sealed[..8] != RECORD_MAGIC {
             return Err(corrupt());
         }
-        let nonce: [u8; 12] = sealed[8..20].try_into().expect("12");
-        let mut body = Zeroizing::new(sealed[20..sealed.len() - 16].to_vec());
+        let generation = u64::from_be_bytes(sealed[8..16].try_into().expect("8"));
+        let nonce: [u8; 12] = sealed[16..28].try_into().expect("12");
+        let mut body = Zeroizing::new(sealed[28..sealed.len() - 16].to_vec());
         let tag: [u8; 16] = sealed[sealed.len() - 16..].try_into().expect("16");
         self.root
-            .open_in_place(&nonce, &record_aad(id), &mut body, &tag)
+            .open_in_place(&nonce, &record_aad(id, generation), &mut body, &tag)
             .map_err(|_| corrupt())?;
-        let rec: Record = serde_json::from_slice(&body).map_err(|_| corrupt())?;
+        let mut rec: Record = serde_json::from_slice(&body).map_err(|_| corrupt())?;
         if rec.id != id {
             return Err(corrupt());
         }
+        match entry {
+            Some(e) if e.generation == generation => {}
+            Some(e) if e.pending && generation.checked_add(1) == Some(e.generation) => {}
+            Some(e) if generation < e.generation => {
+                return Err(rolled_back(format!(
+                    "the record is generation {generation} but the index says {}: an older copy of it was put back",
+                    e.generation
+                )));
+            }
+            Some(e) => {
+                return Err(rolled_back(format!(
+                    "the record is generation {generation} but the index says {}: the index was put back to an older copy",
+                    e.generation
+                )));
+            }
+            None => {
+                return Err(rolled_back(format!(
+                    "the record (generation {generation}) is not in the keyring's index: it was added behind the keyring's back"
+                )));
+            }
+        }
+        rec.generation = generation;
         Ok(rec)
     }
 
-    fn store(&self, rec: &Record) -> Result<(), KeyError> {
-        let mut body = to_json_zeroizing(rec)?;
+    /// Writes `rec` as the next generation of its key (under the lock): index marked pending,
+    /// record, index unmarked (see the module docs). The generation is one above the index's, which
+    /// is never below any the key's record was ever sealed with, so no earlier file can match it.
+    fn store(&self, rec: &mut Record, index: &mut Index) -> Result<(), KeyError> {
+        let generation = index
+            .keys
+            .get(&rec.id)
+            .map_or(0, |e| e.generation)
+            .checked_add(1)
+            .ok_or_else(|| KeyError::Corrupt(format!("key `{}`: generation overflow", rec.id)))?;
+        index.keys.insert(
+            rec.id.clone(),
+            IndexEntry {
+                generation,
+                pending: true,
+            },
+        );
+        self.write_index(index)?;
+        rec.generation = generation;
+        let mut body = to_json_zeroizing(&*rec)?;
         let nonce = random_nonce();
         let tag = self
             .root
-            .seal_in_place(&nonce, &record_aad(&rec.id), &mut body);
-        let mut file = Vec::with_capacity(8 + 12 + body.len() + 16);
+            .seal_in_place(&nonce, &record_aad(&rec.id, generation), &mut body);
+        let mut file = Vec::with_capacity(8 + 8 + 12 + body.len() + 16);
         file.extend_from_slice(RECORD_MAGIC);
+        file.extend_from_slice(&generation.to_be_bytes());
         file.extend_from_slice(&nonce);
         file.extend_from_slice(&body);
         file.extend_from_slice(&tag);
-        write_atomic(&self.path(&rec.id), &file)
+        write_atomic(&self.path(&rec.id), &file)?;
+        index.keys.insert(
+            rec.id.clone(),
+            IndexEntry {
+                generation,
+                pending: false,
+            },
+        );
+        self.write_index(index)
     }
 
     /// Creates a key with its first version.
@@ -739,11 +924,15 @@ impl KeyRecords {
             ));
         }
         self.locked(|| {
-            if self.path(&id).exists() {
-                return Err(KeyError::AlreadyExists(id.clone()));
+            let mut index = self.read_index()?;
+            match self.load(&id, &index) {
+                Err(KeyError::NotFound(_)) => {}
+                Ok(_) => return Err(KeyError::AlreadyExists(id.clone())),
+                Err(e) => return Err(e),
             }
             let now = self.clock.now();
             let mut rec = Record {
+                generation: 0,
                 id: id.clone(),
                 description: spec.description.clone(),
                 created: now,
@@ -752,7 +941,7 @@ impl KeyRecords {
                 versions: Vec::new(),
             };
             rec.add_version(now, &*self.versions)?;
-            self.store(&rec)?;
+            self.store(&mut rec, &mut index)?;
             Ok(rec.info())
         })
     }
@@ -766,24 +955,29 @@ impl KeyRecords {
         self.update(key_id, |rec, _| Ok((rec.info(), false)))
     }
 
-    /// Every key, sorted by id.
+    /// Every key, sorted by id: those of the index and those with a record file, so a record deleted
+    /// or added behind the keyring's back is an error here too.
     ///
     /// # Errors
     ///
-    /// As [`KeyProvider::list`].
+    /// As [`KeyProvider::list`]; [`KeyError::RolledBack`] for a record that does not match the index.
     pub fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
-        let keys = self.dir.join("keys");
-        let mut ids: Vec<String> = fs::read_dir(&keys)
-            .map_err(|e| io_err("cannot list", &keys, e))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let id = name.strip_suffix(".key")?;
-                check_id(id).ok().map(|()| id.to_owned())
-            })
-            .collect();
-        ids.sort();
-        ids.iter().map(|id| self.describe(id)).collect()
+        let ids = self.locked(|| {
+            let mut ids: std::collections::BTreeSet<String> =
+                self.read_index()?.keys.into_keys().collect();
+            ids.extend(self.record_ids()?);
+            Ok(ids)
+        })?;
+        let mut infos = Vec::with_capacity(ids.len());
+        for id in &ids {
+            match self.describe(id) {
+                Ok(info) => infos.push(info),
+                // Listed by an index entry of a creation that never finished.
+                Err(KeyError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(infos)
     }
 
     /// Adds a version; new wraps use it.
@@ -860,14 +1054,15 @@ impl KeyRecords {
         f: impl FnOnce(&mut Record, u64) -> Result<(T, bool), KeyError>,
     ) -> Result<(T, Stamp), KeyError> {
         self.locked(|| {
-            let mut rec = self.load(id)?;
+            let mut index = self.read_index()?;
+            let mut rec = self.load(id, &index)?;
             let now = self.clock.now();
             let aged = rec.refresh(now, &*self.versions)?;
             let r = f(&mut rec, now);
             let changed = matches!(r, Ok((_, true)));
             if aged || changed {
                 lock(&self.hot).remove(id);
-                self.store(&rec)?;
+                self.store(&mut rec, &mut index)?;
             }
             let (t, _) = r?;
             let path = self.path(id);
@@ -940,6 +1135,7 @@ mod tests {
     #[test]
     fn records_are_encoded_into_a_buffer_of_exactly_their_size() {
         let rec = Record {
+            generation: 7,
             id: "k".into(),
             description: "a \"quoted\" description\n".into(),
             created: 1,
@@ -957,5 +1153,64 @@ mod tests {
         assert_eq!(&buf[..], &serde_json::to_vec(&rec).unwrap()[..]);
         // Allocated once at its final size: no reallocation left a copy behind.
         assert_eq!(buf.capacity(), buf.len());
+    }
+
+    fn generation_of(file: &[u8]) -> u64 {
+        u64::from_be_bytes(file[8..16].try_into().unwrap())
+    }
+
+    #[test]
+    fn an_unfinished_write_accepts_the_previous_generation_and_nothing_older() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = KeyRecords::open_with(
+            dir.path().join("home"),
+            None,
+            Arc::new(SystemClock),
+            Arc::new(RandomVersions),
+        )
+        .unwrap();
+        let spec = |id: &str| KeySpec {
+            id: Some(id.into()),
+            ..KeySpec::default()
+        };
+        r.create(&spec("k")).unwrap();
+        let gen1 = fs::read(r.path("k")).unwrap();
+        r.set_enabled("k", false).unwrap();
+        let gen2 = fs::read(r.path("k")).unwrap();
+        assert_eq!((generation_of(&gen1), generation_of(&gen2)), (1, 2));
+        // A write of generation 3 that stopped after marking the index (a crash), and a creation
+        // that stopped before writing its record.
+        let mut index = r.read_index().unwrap();
+        for (id, generation) in [("k", 3), ("n", 1)] {
+            let pending = IndexEntry {
+                generation,
+                pending: true,
+            };
+            index.keys.insert(id.into(), pending);
+        }
+        r.write_index(&index).unwrap();
+        assert_eq!(r.describe("k").unwrap().state, KeyState::Disabled);
+        assert_eq!(r.describe("n").unwrap_err(), KeyError::NotFound("n".into()));
+        assert_eq!(r.list().unwrap().len(), 1);
+        // Only the one generation before the pending one.
+        fs::write(r.path("k"), &gen1).unwrap();
+        assert!(matches!(
+            r.describe("k").unwrap_err(),
+            KeyError::RolledBack { .. }
+        ));
+        fs::write(r.path("k"), &gen2).unwrap();
+        // The next write goes above the unfinished one, and clears the mark.
+        r.set_enabled("k", true).unwrap();
+        assert_eq!(generation_of(&fs::read(r.path("k")).unwrap()), 4);
+        let entry = r.read_index().unwrap().keys["k"];
+        assert_eq!((entry.generation, entry.pending), (4, false));
+        fs::write(r.path("k"), &gen2).unwrap();
+        assert!(matches!(
+            r.describe("k").unwrap_err(),
+            KeyError::RolledBack { .. }
+        ));
+        // The unfinished creation can be made again.
+        r.create(&spec("n")).unwrap();
+        assert_eq!(r.read_index().unwrap().keys["n"].generation, 2);
     }
 }
