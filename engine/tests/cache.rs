@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ssekit_engine::keys::{
-    CachePolicy, CacheStats, CachingProvider, EncryptionContext, KeyError, KeyProvider, KeySpec,
-    LocalKeyring,
+    CachePolicy, CacheStats, CachingProvider, EncryptionContext, KeyError, KeyInfo, KeyProvider,
+    KeySpec, LocalKeyring, WrappedKey,
 };
 
 fn cached(policy: CachePolicy) -> (tempfile::TempDir, CachingProvider<LocalKeyring>) {
@@ -235,4 +235,87 @@ fn boxed_and_shared_providers_are_providers() {
     assert_eq!(c.unwrap(&w, &ctx("a")).unwrap().expose(), dek.expose());
     let shared: Arc<dyn KeyProvider> = Arc::new(c);
     assert_eq!(shared.describe("k").unwrap().current_version, 1);
+}
+
+/// A provider whose envelopes name the key differently from the calls that manage it, as the KMS
+/// provider does (the envelope records the key's ARN; `key disable` may name its alias).
+struct Renaming(LocalKeyring);
+
+const ARN: &str = "arn:aws:kms:us-east-1:111122223333:key/k";
+
+impl KeyProvider for Renaming {
+    fn name(&self) -> &'static str {
+        "renaming"
+    }
+    fn generate_data_key(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+    ) -> Result<(ssekit_engine::keys::DataKey, WrappedKey), KeyError> {
+        let (dek, mut w) = self.0.generate_data_key(key_id, context)?;
+        w.key_id = ARN.into();
+        Ok((dek, w))
+    }
+    fn wrap(
+        &self,
+        key_id: &str,
+        dek: &ssekit_engine::keys::DataKey,
+        context: &EncryptionContext,
+    ) -> Result<WrappedKey, KeyError> {
+        let mut w = self.0.wrap(key_id, dek, context)?;
+        w.key_id = ARN.into();
+        Ok(w)
+    }
+    fn unwrap(
+        &self,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+    ) -> Result<ssekit_engine::keys::DataKey, KeyError> {
+        let mut w = wrapped.clone();
+        w.key_id = "k".into();
+        self.0.unwrap(&w, context)
+    }
+    fn create_key(&self, spec: &KeySpec) -> Result<KeyInfo, KeyError> {
+        self.0.create_key(spec)
+    }
+    fn describe(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.0.describe(key_id)
+    }
+    fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+        self.0.list()
+    }
+    fn rotate(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.0.rotate(key_id)
+    }
+    fn enable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.0.enable(key_id)
+    }
+    fn disable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.0.disable(key_id)
+    }
+    fn schedule_deletion(&self, key_id: &str, days: u32) -> Result<KeyInfo, KeyError> {
+        self.0.schedule_deletion(key_id, days)
+    }
+    fn cancel_deletion(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
+        self.0.cancel_deletion(key_id)
+    }
+}
+
+#[test]
+fn a_lifecycle_call_by_another_name_of_the_key_still_drops_its_entries() {
+    let (d, c) = cached(CachePolicy::default());
+    drop(c);
+    let ring = LocalKeyring::open(d.path().join("home")).unwrap();
+    let c = CachingProvider::new(Renaming(ring), CachePolicy::default());
+    let (_, w) = c.generate_data_key("k", &ctx("a")).unwrap();
+    assert_eq!(w.key_id, ARN);
+    c.unwrap(&w, &ctx("a")).unwrap();
+    assert_eq!(c.len(), 1);
+    // Disabled by the name the operator uses: the entry recorded under the ARN goes too.
+    c.disable("k").unwrap();
+    assert!(c.is_empty());
+    assert_eq!(
+        c.unwrap(&w, &ctx("a")).unwrap_err(),
+        KeyError::Disabled("k".into())
+    );
 }

@@ -15,7 +15,8 @@
 //!
 //! Entries are zeroized when evicted (expired, used up, over the entry bound, or invalidated). A
 //! lifecycle call made through the cache (rotate, enable, disable, schedule or cancel deletion) drops
-//! every entry of that key at once; a change made elsewhere (another process, the KMS console) is
+//! every entry at once (not only the entries recorded under the id the call names: a KMS envelope
+//! records the key's ARN while the call may name an alias, and lifecycle calls are rare); a change made elsewhere (another process, the KMS console) is
 //! seen when the entry expires, so the TTL is how long a disabled key may keep serving cached reads.
 
 use std::collections::{HashMap, VecDeque};
@@ -305,31 +306,31 @@ impl<P: KeyProvider> KeyProvider for CachingProvider<P> {
 
     fn rotate(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
         let r = self.inner.rotate(key_id);
-        self.invalidate(key_id);
+        self.clear();
         r
     }
 
     fn enable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
         let r = self.inner.enable(key_id);
-        self.invalidate(key_id);
+        self.clear();
         r
     }
 
     fn disable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
         let r = self.inner.disable(key_id);
-        self.invalidate(key_id);
+        self.clear();
         r
     }
 
     fn schedule_deletion(&self, key_id: &str, days: u32) -> Result<KeyInfo, KeyError> {
         let r = self.inner.schedule_deletion(key_id, days);
-        self.invalidate(key_id);
+        self.clear();
         r
     }
 
     fn cancel_deletion(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
         let r = self.inner.cancel_deletion(key_id);
-        self.invalidate(key_id);
+        self.clear();
         r
     }
 }
