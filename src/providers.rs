@@ -213,6 +213,8 @@ impl Providers {
                 )
             })?;
         // Loading a module runs its code: only from a file nobody else could have written.
+        // Pkcs11Provider::open checks it too, for every caller; here it comes before the other
+        // settings are asked for.
         home::check_module(&module).map_err(|e| e.to_string())?;
         let token_label = self
             .flags

@@ -328,6 +328,9 @@ const ATTEMPTS: usize = 5;
 impl Token {
     fn open(config: &Pkcs11Config, dir: &Path) -> Result<Self, KeyError> {
         let namespace = namespace(dir)?;
+        // Loading a module runs its code: only an absolute path to a file nobody else could have
+        // written (every caller gets this check, not only the CLI).
+        ssekit_engine::keys::home::check_module(&config.module)?;
         let ctx = context(&config.module)?;
         let raw = RawGetValue::load(&config.module)?;
         let slots = ctx.get_slots_with_token().map_err(|e| device(&e))?;

@@ -25,6 +25,7 @@ impl Clock for TestClock {
 
 #[test]
 fn lifecycle_on_both_bindings() {
+    let _turn = serial();
     for binding in [Binding::HsmGcm, Binding::AesKwpHmac] {
         let home = tempfile::tempdir().unwrap();
         let clock = Arc::new(TestClock(AtomicU64::new(1_800_000_000)));
@@ -134,10 +135,26 @@ fn token_objects(prefix: &str) -> usize {
     })
 }
 
+/// The tests of this file take turns on the token. Run side by side, SoftHSM2 (file object store)
+/// now and then answers CKR_GENERAL_ERROR to a key generated while another thread destroys objects
+/// on the same token (seen with the tests' own EC and AES generations, never one at a time); the
+/// provider under many threads, session loss and logouts is `pkcs11_faults`'s subject.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A session of the test's own on the token. Its context is made once and never dropped: dropping
+/// a `Pkcs11` finalizes the module for the whole process, under every other session in it.
 fn with_raw_session<T>(f: impl FnOnce(&cryptoki::session::Session) -> T) -> T {
+    static CTX: std::sync::OnceLock<Pkcs11> = std::sync::OnceLock::new();
     let t = token();
-    let ctx = Pkcs11::new(&t.module).unwrap();
-    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let ctx = CTX.get_or_init(|| {
+        let ctx = Pkcs11::new(&t.module).unwrap();
+        let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+        ctx
+    });
     let slot = ctx
         .get_slots_with_token()
         .unwrap()
@@ -151,6 +168,7 @@ fn with_raw_session<T>(f: impl FnOnce(&cryptoki::session::Session) -> T) -> T {
 
 #[test]
 fn a_kek_deleted_on_the_token_is_a_typed_error() {
+    let _turn = serial();
     let home = tempfile::tempdir().unwrap();
     let p = Pkcs11Provider::open(&config(home.path(), Binding::HsmGcm)).unwrap();
     let id = unique("gone");
@@ -182,6 +200,7 @@ fn a_kek_deleted_on_the_token_is_a_typed_error() {
 
 #[test]
 fn keyrings_sharing_a_token_keep_their_keks_apart() {
+    let _turn = serial();
     let (home_a, home_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Pkcs11Provider::open(&config(home_a.path(), Binding::HsmGcm)).unwrap();
     let b = Pkcs11Provider::open(&config(home_b.path(), Binding::HsmGcm)).unwrap();
@@ -206,6 +225,7 @@ fn keyrings_sharing_a_token_keep_their_keks_apart() {
 
 #[test]
 fn the_cache_answers_repeated_reads_without_an_hsm_call() {
+    let _turn = serial();
     let home = tempfile::tempdir().unwrap();
     let p = Pkcs11Provider::open(&config(home.path(), Binding::HsmGcm)).unwrap();
     let c = ssekit_engine::keys::CachingProvider::new(
@@ -295,6 +315,7 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
 /// rotation adopts the versions they did not know and makes the one above.
 #[test]
 fn records_older_than_the_token_keep_every_kek() {
+    let _turn = serial();
     for binding in [Binding::HsmGcm, Binding::AesKwpHmac] {
         let (home, backup) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let p = Pkcs11Provider::open(&config(home.path(), binding)).unwrap();
@@ -334,6 +355,7 @@ fn records_older_than_the_token_keep_every_kek() {
 /// an error naming the key version and the attribute, and never used.
 #[test]
 fn a_planted_object_under_a_kek_label_is_refused() {
+    let _turn = serial();
     use cryptoki::mechanism::Mechanism;
     use cryptoki::object::{AttributeType, KeyType, ObjectClass};
     let aes_uses = || {
@@ -426,6 +448,7 @@ fn a_planted_object_under_a_kek_label_is_refused() {
 /// Destruction destroys the key's KEKs, never another kind of object sharing their label and id.
 #[test]
 fn destruction_spares_other_objects_under_a_kek_label() {
+    let _turn = serial();
     use cryptoki::mechanism::Mechanism;
     use cryptoki::object::{AttributeType, KeyType};
     let home = tempfile::tempdir().unwrap();
@@ -477,6 +500,7 @@ fn destruction_spares_other_objects_under_a_kek_label() {
 /// one that serves.
 #[test]
 fn keks_carry_only_the_uses_of_their_binding() {
+    let _turn = serial();
     use cryptoki::object::AttributeType as T;
     let home = tempfile::tempdir().unwrap();
     let c = ctx(&[("bucket", "b")]);
