@@ -204,7 +204,8 @@ fn open_input(path: &str) -> Result<(Box<dyn Read + Send>, Option<u64>), String>
         return Ok((Box::new(io::stdin()), None));
     }
     let f = File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
-    let len = f.metadata().ok().map(|m| m.len());
+    // Only a regular file's length is its content's: a FIFO or a device says 0.
+    let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
     Ok((Box::new(f), len))
 }
 
