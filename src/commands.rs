@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -91,6 +91,18 @@ impl Destination {
                     .write(true)
                     .open(path)
                     .map_err(|e| format!("cannot write {path}: {e}"))?;
+                // Plaintext goes only into a FIFO or device of the user's or root's: one that
+                // someone else made (in a shared directory, or behind a link) is read by them.
+                // Checked on what was opened, before anything is written.
+                let opened = f
+                    .metadata()
+                    .map_err(|e| format!("cannot write {path}: {e}"))?;
+                let (owner, me) = (opened.uid(), ssekit::keys::home::euid());
+                if owner != me && owner != 0 {
+                    return Err(format!(
+                        "refusing to write plaintext into {path}: it is a FIFO or device owned by uid {owner}, not by you (uid {me}) or root, so someone else reads it; give a regular file or `-`"
+                    ));
+                }
                 Ok(Destination::Stream(f, path.to_owned()))
             }
             _ => Ok(Destination::Replace(PathBuf::from(path))),
@@ -543,6 +555,17 @@ fn get_stream(
     Ok(())
 }
 
+/// The chunks the object's messages hold: one message, or one per part (each ends in its own
+/// final chunk). Saturating: the sizes are unverified here.
+fn chunks(meta: &ObjectMeta) -> u64 {
+    if meta.parts.is_empty() {
+        return object::chunk_count(meta.size);
+    }
+    meta.parts
+        .iter()
+        .fold(0u64, |n, p| n.saturating_add(object::chunk_count(p.size)))
+}
+
 fn meta_json(meta: &ObjectMeta, stored: u64) -> serde_json::Value {
     let ctx: serde_json::Map<String, serde_json::Value> = meta
         .context
@@ -554,7 +577,7 @@ fn meta_json(meta: &ObjectMeta, stored: u64) -> serde_json::Value {
         "mode": meta.mode.s3_name(),
         "size": meta.size,
         "stored_size": stored,
-        "chunks": object::chunk_count(meta.size),
+        "chunks": chunks(meta),
         "context": ctx,
         "keys": meta.keys.iter().map(|k: &WrappedKey| json!({
             "provider": k.provider,
@@ -579,7 +602,7 @@ pub fn inspect(input: &str, as_json: bool) -> Outcome {
     println!("format:   ssekit object v{}", object::FORMAT_VERSION);
     println!("mode:     {}", meta.mode);
     println!("size:     {} bytes", meta.size);
-    let chunks = object::chunk_count(meta.size);
+    let chunks = chunks(&meta);
     let plural = if chunks == 1 { "" } else { "s" };
     println!("stored:   {stored} bytes in {chunks} chunk{plural}");
     println!("context:  {}", context_text(&meta.context));

@@ -317,3 +317,45 @@ fn put_from_a_fifo_seals_what_it_carries_and_declares_no_size() {
     assert!(!d.path().join("parts.obj").exists());
     drop(data);
 }
+
+/// A FIFO someone else made where the user writes (a shared directory, a planted name) is read by
+/// them: plaintext goes only into FIFOs and devices of the user's or root's. As root, the test makes
+/// the FIFO another user's; otherwise it checks the user's own FIFO is still written into.
+#[test]
+fn get_refuses_a_fifo_owned_by_someone_else() {
+    let (d, data) = setup(50_000);
+    let fifo = d.path().join("planted");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let root = ssekit::keys::home::euid() == 0;
+    if root {
+        std::os::unix::fs::chown(&fifo, Some(65534), Some(65534)).unwrap();
+    }
+    // The other side: opening a FIFO waits for a writer, and reads whatever it is given.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let out = bin(d.path(), &d.path().join("tmp"))
+        .args(["get", "obj", "planted"])
+        .output()
+        .unwrap();
+    let got = reader.join().unwrap();
+    if root {
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("owned by uid 65534"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(got.is_empty(), "plaintext reached the other user's FIFO");
+    } else {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(got == data);
+    }
+}

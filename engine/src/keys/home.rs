@@ -31,7 +31,7 @@ use super::KeyError;
 const MAX_LINKS: u32 = 40;
 
 /// The effective user id, the one that owns what this process creates.
-fn euid() -> u32 {
+pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
