@@ -48,7 +48,7 @@
 //!   handed to `Encrypt`, which only `rewrap` uses) are not zeroized; that is a limit of every KMS
 //!   client built on the SDK.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -164,6 +164,9 @@ pub struct KmsProvider {
     client: Client,
     retry: Retry,
     known: Mutex<HashMap<String, Known>>,
+    /// ARNs of the keys KMS lists for the caller's own account (`ListKeys`), refreshed on a miss:
+    /// the only keys an envelope may send `Decrypt` to (see [`KmsProvider::require_own_key`]).
+    own: Mutex<HashSet<String>>,
 }
 
 impl KmsProvider {
@@ -207,7 +210,63 @@ impl KmsProvider {
                 max: config.max_backoff,
             },
             known: Mutex::new(HashMap::new()),
+            own: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Refuses an envelope that names a key ARN outside the caller's own account. The ARN comes from
+    /// the stored object, which whoever can write the storage can rewrite: with their own key in
+    /// another account (whose key policy lets this caller decrypt) they could otherwise make objects
+    /// whose data key they chose, and so whose content and metadata MAC they chose, and have them
+    /// open. A key id or an alias resolves in the caller's own account anyway; an ARN must be one of
+    /// the keys `ListKeys` returns for it (listed once, and again when an ARN is not found), or one
+    /// this provider wrapped under at the caller's request.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Corrupt`] naming the ARN; the `ListKeys` call's errors.
+    fn require_own_key(&self, key_id: &str) -> Result<(), KeyError> {
+        if !key_id.starts_with("arn:") {
+            return Ok(());
+        }
+        if self
+            .own
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key_id)
+        {
+            return Ok(());
+        }
+        let mut listed = HashSet::new();
+        let mut marker = None;
+        loop {
+            let out = self.call("kms:ListKeys", key_id, false, || {
+                self.client.list_keys().set_marker(marker.clone()).send()
+            })?;
+            listed.extend(
+                out.keys()
+                    .iter()
+                    .filter_map(|k| k.key_arn())
+                    .map(str::to_owned),
+            );
+            match out.next_marker {
+                Some(m) if out.truncated => marker = Some(m),
+                _ => break,
+            }
+        }
+        let found = listed.contains(key_id);
+        self.own
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(listed);
+        if found {
+            Ok(())
+        } else {
+            Err(KeyError::Corrupt(format!(
+                "the object's envelope names KMS key {key_id}, which is not a key of this account: \
+                 refusing to decrypt with it (a forged or foreign envelope)"
+            )))
+        }
     }
 
     /// Runs `f` to completion on the provider's runtime.
@@ -610,6 +669,11 @@ impl KmsProvider {
             Some(a) => a,
             None => arn_of(&self.describe_meta(id)?),
         };
+        // The caller chose this key for the write: its envelopes may decrypt with it.
+        self.own
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(arn.clone());
         Ok(WrappedKey {
             provider: KMS_PROVIDER.into(),
             key_version: self.current_version(&arn)?,
@@ -798,6 +862,7 @@ impl KeyProvider for KmsProvider {
     ) -> Result<DataKey, KeyError> {
         wrapped.expect_provider(KMS_PROVIDER)?;
         wrapped.expect_algorithm(&[ALG_KMS])?;
+        self.require_own_key(&wrapped.key_id)?;
         let call = "kms:Decrypt";
         let out = self.call(call, &wrapped.key_id, true, || {
             self.client

@@ -252,3 +252,34 @@ fn re_pointing_an_alias_keeps_old_objects_opening() {
     // rewrap keeps an envelope on its own key.
     assert_eq!(p.rewrap(&old, &c).unwrap(), None);
 }
+
+/// An envelope is part of the stored object, so whoever can write the storage can make it name a
+/// key ARN of their own, in another account whose key policy lets this caller decrypt: the data key
+/// (and with it the content and the metadata MAC) would then be theirs. Only keys of the caller's
+/// own account are sent to Decrypt.
+#[test]
+fn an_envelope_naming_a_key_of_another_account_is_refused_before_decrypt() {
+    let p = provider();
+    let id = create(&p, "foreign");
+    let c = ctx(&[("bucket", "b")]);
+    let (dek, w) = p.generate_data_key(&id, &c).unwrap();
+    assert_eq!(p.unwrap(&w, &c).unwrap().expose(), dek.expose());
+    // The same key id under another account's ARN.
+    let (head, key) = w.key_id.split_once(":key/").unwrap();
+    let (region_part, account) = head.rsplit_once(':').unwrap();
+    assert_eq!(account.len(), 12, "{}", w.key_id);
+    let other = if account == "999999999999" {
+        "111111111111"
+    } else {
+        "999999999999"
+    };
+    let mut forged = w.clone();
+    forged.key_id = format!("{region_part}:{other}:key/{key}");
+    let e = p.unwrap(&forged, &c).unwrap_err();
+    assert!(
+        matches!(&e, KeyError::Corrupt(m) if m.contains("not a key of this account")),
+        "{e:?}"
+    );
+    // The caller's own ARN still opens (listed once, then from memory).
+    assert_eq!(p.unwrap(&w, &c).unwrap().expose(), dek.expose());
+}

@@ -218,7 +218,20 @@ impl Proxy {
 
     pub fn up(&mut self) {
         self.shared.down.store(false, Ordering::SeqCst);
-        let listener = TcpListener::bind(self.addr).unwrap();
+        // While the proxy was down, its port was free for the system to hand out as the local
+        // port of some other test's connection: wait for it to come back rather than fail.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let listener = loop {
+            match TcpListener::bind(self.addr) {
+                Ok(l) => break l,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("the proxy cannot listen on {} again: {e}", self.addr),
+            }
+        };
         listener.set_nonblocking(true).unwrap();
         let (shared, upstream) = (self.shared.clone(), self.upstream);
         self.listener = Some(std::thread::spawn(move || {
