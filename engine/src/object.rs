@@ -186,6 +186,17 @@ pub fn part_context(part: u32) -> [u8; 20] {
     c
 }
 
+/// The raw message calls refuse the objects' own contexts: an object's parts open only through
+/// [`ObjectMeta::verify`], which checks the part table, size and mode they belong to first.
+pub(crate) fn refuse_object_context(context: &[u8]) -> Result<(), Error> {
+    if context.len() == 20 && context.starts_with(b"ssekit object v1") {
+        return Err(Error::BadLayout(
+            "an object's data opens only through ObjectMeta::verify, not as a raw message",
+        ));
+    }
+    Ok(())
+}
+
 fn check_part(part: u32) -> Result<(), Error> {
     if part > MAX_PART_NUMBER {
         Err(Error::BadLayout(
@@ -315,19 +326,23 @@ fn seal_with_salt(
     Ok(out)
 }
 
-/// Opens one raw Cobblestone-256 message (any input key length is checked, any context).
+/// Opens one raw Cobblestone-256 message (any input key length is checked, any context but an
+/// object part's: those open through [`ObjectMeta::verify`]).
 ///
 /// # Errors
 ///
-/// As [`open`], and [`Error::InvalidKeySize`].
+/// As [`Verified::open`], [`Error::InvalidKeySize`], and [`Error::BadLayout`] for an object
+/// part's context.
 pub fn open_message(input_key: &[u8], context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    refuse_object_context(context)?;
     let len = usize::try_from(plaintext_len(sealed.len() as u64)?).map_err(|_| Error::TooLarge)?;
     let mut out = vec![0u8; len];
     cobblestone::open_into(input_key, context, sealed, &mut out)?;
     Ok(out)
 }
 
-/// [`open_message`] in place, as [`open_in_place`]: the plaintext is left in the [`chunk_slots`].
+/// [`open_message`] in place, as [`Verified::open_in_place`]: the plaintext is left in the
+/// [`chunk_slots`].
 ///
 /// # Errors
 ///
@@ -337,6 +352,7 @@ pub fn open_message_in_place(
     context: &[u8],
     buf: &mut [u8],
 ) -> Result<usize, Error> {
+    refuse_object_context(context)?;
     cobblestone::open_in_place(input_key, context, buf)
 }
 

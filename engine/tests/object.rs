@@ -1001,3 +1001,32 @@ fn lengths_from_metadata_are_checked_never_wrapped() {
     assert_eq!(p.chunk_count(), 1);
     assert_eq!(p.fetches[0].chunks.end, stored);
 }
+
+#[test]
+fn raw_message_calls_refuse_an_objects_parts() {
+    // An object's part opens only through the verified metadata: the raw calls, given an object
+    // part's context, refuse before anything is decrypted.
+    let dek = DataKey::generate();
+    for part in [0, 3] {
+        let sealed = object::seal_part(&dek, part, &data(100, 1)).unwrap();
+        let ctx = object::part_context(part);
+        assert!(matches!(
+            object::open_message(dek.expose(), &ctx, &sealed),
+            Err(Error::BadLayout(_))
+        ));
+        assert!(matches!(
+            object::open_message_in_place(dek.expose(), &ctx, &mut sealed.clone()),
+            Err(Error::BadLayout(_))
+        ));
+        assert!(matches!(
+            OpenReader::for_message(Cursor::new(&sealed), dek.expose(), &ctx),
+            Err(Error::BadLayout(_))
+        ));
+    }
+    // Other contexts are raw messages, as before.
+    let sealed = object::seal_message(dek.expose(), b"another framing", b"hi").unwrap();
+    assert_eq!(
+        object::open_message(dek.expose(), b"another framing", &sealed).unwrap(),
+        b"hi"
+    );
+}

@@ -215,7 +215,7 @@ impl<R: Read> OpenReader<R> {
         context: &[u8],
         len: u64,
     ) -> Result<Self, Error> {
-        let mut r = Self::for_message(inner, input_key, context)?;
+        let mut r = Self::open_header(inner, input_key, context)?;
         if len > super::MAX_OBJECT_SIZE {
             return Err(Error::TooLarge);
         }
@@ -223,12 +223,20 @@ impl<R: Read> OpenReader<R> {
         Ok(r)
     }
 
-    /// A reader opening a raw Cobblestone-256 message with any context.
+    /// A reader opening a raw Cobblestone-256 message with any context but an object part's (those
+    /// open through [`ObjectMeta::verify`](super::ObjectMeta::verify)).
     ///
     /// # Errors
     ///
-    /// As [`OpenReader::new`], and [`Error::InvalidKeySize`].
-    pub fn for_message(mut inner: R, input_key: &[u8], context: &[u8]) -> Result<Self, Error> {
+    /// [`Error::WrongKey`], [`Error::Truncated`] (no complete header), [`Error::InvalidKeySize`],
+    /// [`Error::BadLayout`] for an object part's context, or `inner`'s read error.
+    pub fn for_message(inner: R, input_key: &[u8], context: &[u8]) -> Result<Self, Error> {
+        super::refuse_object_context(context)?;
+        Self::open_header(inner, input_key, context)
+    }
+
+    /// Reads the header and checks the commitment.
+    fn open_header(mut inner: R, input_key: &[u8], context: &[u8]) -> Result<Self, Error> {
         if input_key.len() != 32 {
             return Err(Error::InvalidKeySize);
         }
