@@ -44,6 +44,16 @@ fn setup(len: usize) -> (tempfile::TempDir, Vec<u8>) {
     (d, data)
 }
 
+fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
+/// A reader of everything written into the FIFO at `path` (its open waits for a writer).
+fn fifo_reader(path: &Path) -> std::thread::JoinHandle<Vec<u8>> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || std::fs::read(path).unwrap())
+}
+
 fn entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -81,17 +91,8 @@ fn get_to_stdout_puts_nothing_in_tmpdir() {
 fn get_to_a_fifo_writes_into_it() {
     let (d, data) = setup(300_000);
     let fifo = d.path().join("fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let reader = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::read(fifo).unwrap())
-    };
+    mkfifo(&fifo);
+    let reader = fifo_reader(&fifo);
     let out = bin(d.path(), &d.path().join("tmp"))
         .args(["get", "obj", "fifo"])
         .output()
@@ -267,13 +268,7 @@ fn metadata_is_printed_with_control_characters_escaped() {
 fn put_from_a_fifo_seals_what_it_carries_and_declares_no_size() {
     let (d, data) = setup(0);
     let fifo = d.path().join("src.fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     let body: Vec<u8> = (0..200_000).map(|i| (i % 241) as u8).collect();
     // The writer's open blocks until ssekit opens the FIFO to read it.
     let feed = |fifo: std::path::PathBuf, body: Vec<u8>| {
@@ -325,22 +320,13 @@ fn put_from_a_fifo_seals_what_it_carries_and_declares_no_size() {
 fn get_refuses_a_fifo_owned_by_someone_else() {
     let (d, data) = setup(50_000);
     let fifo = d.path().join("planted");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     let root = ssekit::keys::home::euid() == 0;
     if root {
         std::os::unix::fs::chown(&fifo, Some(65534), Some(65534)).unwrap();
     }
-    // The other side: opening a FIFO waits for a writer, and reads whatever it is given.
-    let reader = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::read(fifo).unwrap())
-    };
+    // The other side, reading whatever it is given.
+    let reader = fifo_reader(&fifo);
     let out = bin(d.path(), &d.path().join("tmp"))
         .args(["get", "obj", "planted"])
         .output()
