@@ -127,8 +127,17 @@ fn absolute(path: &Path) -> Result<PathBuf, KeyError> {
 
 /// The home directory and everything in it: owned by the user, not writable by group or others,
 /// no links, only directories and regular files.
-fn check_tree(path: &Path, uid: u32) -> Result<(), KeyError> {
-    let meta = fs::symlink_metadata(path).map_err(|e| io_err("cannot stat", path, e))?;
+///
+/// `listed` says `path` came from listing its parent: an entry gone by the time it is examined (the
+/// temporary file of another process's atomic write, renamed into place meanwhile) is skipped, as
+/// nothing will be read from it; the home itself must exist.
+fn check_tree(path: &Path, uid: u32, listed: bool) -> Result<(), KeyError> {
+    let gone = |e: &std::io::Error| listed && e.kind() == std::io::ErrorKind::NotFound;
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(io_err("cannot stat", path, e)),
+    };
     let kind = meta.file_type();
     if kind.is_symlink() {
         return Err(insecure(format!(
@@ -159,9 +168,14 @@ fn check_tree(path: &Path, uid: u32) -> Result<(), KeyError> {
         )));
     }
     if kind.is_dir() {
-        for entry in fs::read_dir(path).map_err(|e| io_err("cannot list", path, e))? {
+        let entries = match fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) if gone(&e) => return Ok(()),
+            Err(e) => return Err(io_err("cannot list", path, e)),
+        };
+        for entry in entries {
             let entry = entry.map_err(|e| io_err("cannot list", path, e))?;
-            check_tree(&entry.path(), uid)?;
+            check_tree(&entry.path(), uid, true)?;
         }
     }
     Ok(())
@@ -195,7 +209,7 @@ pub fn check_home(dir: &Path) -> Result<bool, KeyError> {
             real.display()
         )));
     }
-    check_tree(&real, uid)?;
+    check_tree(&real, uid, false)?;
     Ok(true)
 }
 
