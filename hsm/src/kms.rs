@@ -61,7 +61,9 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{DataKeySpec, KeyMetadata, KeySpec as KmsKeySpec, KeyUsageType, Tag};
+use aws_sdk_kms::types::{
+    DataKeySpec, KeyListEntry, KeyMetadata, KeySpec as KmsKeySpec, KeyUsageType, Tag,
+};
 use ssekit_engine::keys::{
     DataKey, EncryptionContext, KeyError, KeyInfo, KeyProvider, KeySpec, KeyState, WrappedKey,
 };
@@ -229,36 +231,17 @@ impl KmsProvider {
         if !key_id.starts_with("arn:") {
             return Ok(());
         }
-        if self
-            .own
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(key_id)
-        {
+        if self.lock_own().contains(key_id) {
             return Ok(());
         }
-        let mut listed = HashSet::new();
-        let mut marker = None;
-        loop {
-            let out = self.call("kms:ListKeys", key_id, false, || {
-                self.client.list_keys().set_marker(marker.clone()).send()
-            })?;
-            listed.extend(
-                out.keys()
-                    .iter()
-                    .filter_map(|k| k.key_arn())
-                    .map(str::to_owned),
-            );
-            match out.next_marker {
-                Some(m) if out.truncated => marker = Some(m),
-                _ => break,
-            }
-        }
+        let listed: HashSet<String> = self
+            .all_keys(key_id)?
+            .iter()
+            .filter_map(|k| k.key_arn())
+            .map(str::to_owned)
+            .collect();
         let found = listed.contains(key_id);
-        self.own
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(listed);
+        self.lock_own().extend(listed);
         if found {
             Ok(())
         } else {
@@ -413,6 +396,10 @@ impl KmsProvider {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_own(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.own.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn info(&self, id: &str, meta: &KeyMetadata) -> Result<KeyInfo, KeyError> {
         let key_id = meta.key_id();
         let rotation = self.call("kms:GetKeyRotationStatus", id, false, || {
@@ -558,19 +545,26 @@ impl KmsProvider {
     /// `CreateKey` whose answer was lost is found. Reads every key's tags (`ListResourceTags`), so
     /// it is only used after such a failure.
     fn find_created(&self, name: &str, token: &str) -> Result<Option<String>, KeyError> {
+        for key_id in self.all_keys(name)?.iter().filter_map(|k| k.key_id()) {
+            if self.has_token(name, key_id, token)? {
+                return Ok(Some(key_id.to_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every key of the caller's account, all pages of `ListKeys` (`name` for errors).
+    fn all_keys(&self, name: &str) -> Result<Vec<KeyListEntry>, KeyError> {
+        let mut keys = Vec::new();
         let mut marker = None;
         loop {
             let out = self.call("kms:ListKeys", name, false, || {
                 self.client.list_keys().set_marker(marker.clone()).send()
             })?;
-            for key_id in out.keys().iter().filter_map(|k| k.key_id()) {
-                if self.has_token(name, key_id, token)? {
-                    return Ok(Some(key_id.to_owned()));
-                }
-            }
+            keys.extend(out.keys.unwrap_or_default());
             match out.next_marker {
                 Some(m) if out.truncated => marker = Some(m),
-                _ => return Ok(None),
+                _ => return Ok(keys),
             }
         }
     }
@@ -670,10 +664,7 @@ impl KmsProvider {
             None => arn_of(&self.describe_meta(id)?),
         };
         // The caller chose this key for the write: its envelopes may decrypt with it.
-        self.own
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(arn.clone());
+        self.lock_own().insert(arn.clone());
         Ok(WrappedKey {
             provider: KMS_PROVIDER.into(),
             key_version: self.current_version(&arn)?,
@@ -964,27 +955,17 @@ impl KeyProvider for KmsProvider {
                 _ => break,
             }
         }
-        let mut keys = Vec::new();
-        let mut marker = None;
-        loop {
-            let out = self.call("kms:ListKeys", "*", false, || {
-                self.client.list_keys().set_marker(marker.clone()).send()
-            })?;
-            for k in out.keys() {
-                if let Some(key_id) = k.key_id() {
-                    keys.push(
-                        names
-                            .get(key_id)
-                            .cloned()
-                            .unwrap_or_else(|| key_id.to_owned()),
-                    );
-                }
-            }
-            match out.next_marker {
-                Some(m) if out.truncated => marker = Some(m),
-                _ => break,
-            }
-        }
+        let keys: Vec<String> = self
+            .all_keys("*")?
+            .iter()
+            .filter_map(|k| k.key_id())
+            .map(|key_id| {
+                names
+                    .get(key_id)
+                    .cloned()
+                    .unwrap_or_else(|| key_id.to_owned())
+            })
+            .collect();
         let mut infos = keys
             .iter()
             .map(|id| self.describe(id))

@@ -160,10 +160,10 @@ impl<'a> Verified<'a> {
     /// does not fit the metadata; [`Error::WrongKey`] or [`Error::Tampered`] from the chunks.
     pub fn open(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
         let n = usize::try_from(self.meta.size).map_err(|_| Error::TooLarge)?;
-        // Check the layout before allocating the size the metadata claims.
-        self.spans(data.len() as u64)?;
+        // The layout is checked before allocating the size the metadata claims.
+        let spans = self.spans(data.len() as u64)?;
         let mut out = vec![0u8; n];
-        self.open_into(data, &mut out)?;
+        self.open_spans_into(&spans, data, &mut out)?;
         Ok(out)
     }
 
@@ -179,7 +179,18 @@ impl<'a> Verified<'a> {
                 got: out.len() as u64,
             });
         }
-        for s in self.spans(data.len() as u64)? {
+        self.open_spans_into(&self.spans(data.len() as u64)?, data, out)
+    }
+
+    /// Opens each message of `data` (laid out as `spans`) into its piece of `out`; zeroes `out` on
+    /// failure.
+    fn open_spans_into(
+        &self,
+        spans: &[PartSpan],
+        data: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        for s in spans {
             let r = cobblestone::open_into(
                 self.dek.expose(),
                 &part_context(s.number),
@@ -219,15 +230,7 @@ impl<'a> Verified<'a> {
 
     /// Checks that `stored_len` is the stored length of part `part`; returns the part's size.
     fn check_part_len(&self, part: u32, stored_len: u64) -> Result<u64, Error> {
-        let size = self.part_size(part)?;
-        let found = cobblestone::plaintext_len(stored_len)?;
-        if found != size {
-            return Err(Error::LengthMismatch {
-                expected: size,
-                found,
-            });
-        }
-        Ok(size)
+        range::expect_len(self.part_size(part)?, stored_len)
     }
 
     /// Opens one part's stored message (S3's GET with `partNumber`); part 0 is a single-part object.

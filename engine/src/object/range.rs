@@ -110,17 +110,10 @@ pub(crate) fn part_spans(meta: &ObjectMeta, stored_len: u64) -> Result<Vec<PartS
         return Err(Error::TooLarge);
     }
     if meta.parts.is_empty() {
-        let found = cobblestone::plaintext_len(stored_len)?;
-        if found != meta.size {
-            return Err(Error::LengthMismatch {
-                expected: meta.size,
-                found,
-            });
-        }
         return Ok(vec![PartSpan {
             number: 0,
             plaintext_start: 0,
-            plaintext_len: found,
+            plaintext_len: expect_len(meta.size, stored_len)?,
             stored_start: 0,
             stored_len,
         }]);
@@ -156,6 +149,15 @@ pub(crate) fn part_spans(meta: &ObjectMeta, stored_len: u64) -> Result<Vec<PartS
         ));
     }
     Ok(spans)
+}
+
+/// Checks that one message stored as `stored_len` bytes holds `expected` plaintext bytes.
+pub(crate) fn expect_len(expected: u64, stored_len: u64) -> Result<u64, Error> {
+    let found = cobblestone::plaintext_len(stored_len)?;
+    if found != expected {
+        return Err(Error::LengthMismatch { expected, found });
+    }
+    Ok(found)
 }
 
 /// What to fetch from one part for a range read: its 56-byte header and a run of whole chunks.
