@@ -4,5 +4,7 @@
 //!   form that spreads one message over all cores.
 
 pub mod aead;
+pub mod audit;
 pub mod keys;
 pub mod object;
+pub mod sse;

@@ -1,0 +1,1 @@
+//! Bucket policies: parsing and evaluation (placeholder, filled in by the policy work).
