@@ -12,10 +12,12 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 mod cache;
+mod counting;
 pub mod home;
 mod local;
 
 pub use cache::{CachePolicy, CacheStats, CachingProvider};
+pub use counting::{CallCounts, Counted};
 pub use local::{Clock, KeyRecords, LocalKeyring, SystemClock, VersionStore, WRAP_ALGORITHM};
 
 /// A 256-bit data key (DEK). Zeroized on drop; `Debug` shows nothing of it.

@@ -48,6 +48,7 @@ use crate::keys::DataKey;
 
 mod auth;
 pub mod cobblestone;
+mod layered;
 mod meta;
 mod range;
 mod stream;
@@ -57,6 +58,7 @@ pub use cobblestone::{
     CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, checked_sealed_len, chunk_count, chunk_slots,
     plaintext_len, sealed_len,
 };
+pub use layered::{checked_layered_len, layered_len, outer_context, seal_layered_part};
 pub use meta::{
     CONTAINER_MAGIC, CONTAINER_VERSION, FORMAT_VERSION, MAX_META_LEN, MAX_OBJECT_SIZE, MetaAuth,
     MetaError, ObjectMeta, PartEntry, SseMode, read_container_header, write_container_header,

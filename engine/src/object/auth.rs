@@ -119,6 +119,11 @@ impl<'a> Verified<'a> {
         self.meta
     }
 
+    /// The data key the metadata verified under.
+    pub(crate) fn dek(&self) -> &'a DataKey {
+        self.dek
+    }
+
     /// The object's authenticated plaintext size.
     pub fn size(&self) -> u64 {
         self.meta.size

@@ -143,6 +143,18 @@ impl MessageKey {
     /// [`Error::InvalidKeySize`] if `input_key` is not 32 bytes; [`Error::Backend`] if
     /// `SSEKIT_BACKEND` names a backend this CPU lacks.
     pub fn derive(input_key: &[u8], salt: &[u8; SALT_LEN], context: &[u8]) -> Result<Self, Error> {
+        Self::derive_on(input_key, salt, context, None)
+    }
+
+    /// [`MessageKey::derive`] on a chosen backend (`None`: the detected one, or `SSEKIT_BACKEND`'s).
+    /// DSSE-KMS runs its outer layer on [`Backend::Portable`](crate::aead::Backend::Portable), an
+    /// implementation independent of the inner layer's.
+    pub(crate) fn derive_on(
+        input_key: &[u8],
+        salt: &[u8; SALT_LEN],
+        context: &[u8],
+        backend: Option<crate::aead::Backend>,
+    ) -> Result<Self, Error> {
         if input_key.len() != 32 {
             return Err(Error::InvalidKeySize);
         }
@@ -154,7 +166,11 @@ impl MessageKey {
         base_nonce.copy_from_slice(&okm[32..44]);
         let mut commitment = [0u8; COMMITMENT_LEN];
         commitment.copy_from_slice(&okm[44..]);
-        let gcm = Aes256Gcm::from_env(&key).map_err(Error::Backend)?;
+        let gcm = match backend {
+            None => Aes256Gcm::from_env(&key),
+            Some(b) => Aes256Gcm::with_backend(&key, b),
+        }
+        .map_err(Error::Backend)?;
         Ok(MessageKey {
             gcm,
             base_nonce,
@@ -176,8 +192,18 @@ impl MessageKey {
         header: &[u8; HEADER_LEN],
         context: &[u8],
     ) -> Result<Self, Error> {
+        Self::for_header_on(input_key, header, context, None)
+    }
+
+    /// [`MessageKey::for_header`] on a chosen backend, as [`MessageKey::derive_on`].
+    pub(crate) fn for_header_on(
+        input_key: &[u8],
+        header: &[u8; HEADER_LEN],
+        context: &[u8],
+        backend: Option<crate::aead::Backend>,
+    ) -> Result<Self, Error> {
         let salt: &[u8; SALT_LEN] = header[..SALT_LEN].try_into().expect("24 bytes");
-        let key = Self::derive(input_key, salt, context)?;
+        let key = Self::derive_on(input_key, salt, context, backend)?;
         if bool::from(key.commitment.ct_eq(&header[SALT_LEN..])) {
             Ok(key)
         } else {
@@ -324,6 +350,18 @@ pub(crate) fn seal_with_salt_into(
     plaintext: &[u8],
     out: &mut [u8],
 ) -> Result<(), Error> {
+    seal_with_salt_into_on(input_key, context, salt, plaintext, out, None)
+}
+
+/// [`seal_with_salt_into`] on a chosen backend ([`MessageKey::derive_on`]).
+pub(crate) fn seal_with_salt_into_on(
+    input_key: &[u8],
+    context: &[u8],
+    salt: &[u8; SALT_LEN],
+    plaintext: &[u8],
+    out: &mut [u8],
+    backend: Option<crate::aead::Backend>,
+) -> Result<(), Error> {
     if out.len() as u64 != sealed_len(plaintext.len() as u64) {
         return Err(Error::BufferSize {
             expected: sealed_len(plaintext.len() as u64),
@@ -333,7 +371,7 @@ pub(crate) fn seal_with_salt_into(
     if chunk_count(plaintext.len() as u64) > MAX_CHUNKS {
         return Err(Error::TooLarge);
     }
-    let key = MessageKey::derive(input_key, salt, context)?;
+    let key = MessageKey::derive_on(input_key, salt, context, backend)?;
     let (header, body) = out.split_at_mut(HEADER_LEN);
     header.copy_from_slice(&key.header());
     key.seal_chunks_into(0, plaintext, body);
@@ -402,6 +440,17 @@ pub(crate) fn open_into(
     sealed: &[u8],
     out: &mut [u8],
 ) -> Result<(), Error> {
+    open_into_on(input_key, context, sealed, out, None)
+}
+
+/// [`open_into`] on a chosen backend ([`MessageKey::derive_on`]).
+pub(crate) fn open_into_on(
+    input_key: &[u8],
+    context: &[u8],
+    sealed: &[u8],
+    out: &mut [u8],
+    backend: Option<crate::aead::Backend>,
+) -> Result<(), Error> {
     let header: &[u8; HEADER_LEN] = sealed
         .get(..HEADER_LEN)
         .and_then(|h| h.try_into().ok())
@@ -413,7 +462,7 @@ pub(crate) fn open_into(
             got: out.len() as u64,
         });
     }
-    let key = MessageKey::for_header(input_key, header, context)?;
+    let key = MessageKey::for_header_on(input_key, header, context, backend)?;
     let body = &sealed[HEADER_LEN..];
     // Each chunk: decrypt into its piece of `out`; `Some(k)` for a chunk that failed.
     let work = |(i, (c, o)): (usize, (&[u8], &mut [u8]))| -> Option<u64> {
