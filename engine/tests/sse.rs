@@ -1,0 +1,1369 @@
+//! The S3 semantics layer, table-driven: every mode × every operation, and every error cell with S3's
+//! exact code and status (docs/S3.md).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ssekit_engine::keys::{Counted, KeyProvider, KeySpec, LocalKeyring};
+use ssekit_engine::object::{ByteRange, ObjectMeta, PartEntry, ReadAt, SseMode};
+use ssekit_engine::sse::{
+    BucketConfig, BucketEncryption, CustomerKey, DefaultAlgorithm, Headers, Operation,
+    RequestContext, S3Error, SseEngine,
+};
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    provider: Arc<Counted<LocalKeyring>>,
+    engine: SseEngine,
+}
+
+const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
+const BOB: &str = "arn:aws:iam::111122223333:user/bob";
+
+fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = LocalKeyring::open(dir.path().join("home")).unwrap();
+    for id in ["k1", "k2", "off", "doomed"] {
+        ring.create_key(&KeySpec {
+            id: Some(id.into()),
+            description: "test".into(),
+            rotation_period_days: None,
+        })
+        .unwrap();
+    }
+    ring.disable("off").unwrap();
+    ring.schedule_deletion("doomed", 7).unwrap();
+    let provider = Arc::new(Counted::new(ring));
+    let engine = SseEngine::new(provider.clone());
+    Rig {
+        _dir: dir,
+        provider,
+        engine,
+    }
+}
+
+fn ctx(key: &str) -> RequestContext {
+    RequestContext::new("bkt", key)
+        .principal(ALICE)
+        .secure(true)
+}
+
+fn key_a() -> CustomerKey {
+    CustomerKey::from_bytes(&[0xA5; 32])
+}
+
+fn key_b() -> CustomerKey {
+    CustomerKey::from_bytes(&[0x5A; 32])
+}
+
+/// The write modes of the table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    S3,
+    Kms,
+    KmsBucketKey,
+    Dsse,
+    SseC,
+}
+
+const MODES: [Mode; 5] = [
+    Mode::S3,
+    Mode::Kms,
+    Mode::KmsBucketKey,
+    Mode::Dsse,
+    Mode::SseC,
+];
+
+fn write_headers(m: Mode) -> Headers {
+    let mut h = Headers::new();
+    match m {
+        Mode::S3 => h.insert("x-amz-server-side-encryption", "AES256"),
+        Mode::Kms => {
+            h.insert("X-Amz-Server-Side-Encryption", "aws:kms");
+            h.insert("x-amz-server-side-encryption-aws-kms-key-id", "k1");
+        }
+        Mode::KmsBucketKey => {
+            h.insert("x-amz-server-side-encryption", "aws:kms");
+            h.insert(
+                "x-amz-server-side-encryption-aws-kms-key-id",
+                "arn:aws:kms:us-east-1:000000000000:key/k1",
+            );
+            h.insert("x-amz-server-side-encryption-bucket-key-enabled", "true");
+        }
+        Mode::Dsse => {
+            h.insert("x-amz-server-side-encryption", "aws:kms:dsse");
+            h.insert("x-amz-server-side-encryption-aws-kms-key-id", "alias/k1");
+        }
+        Mode::SseC => {
+            for (n, v) in key_a().headers() {
+                h.insert(n, &v);
+            }
+        }
+    }
+    h
+}
+
+/// What a read of an object written in mode `m` must carry.
+fn read_headers(m: Mode) -> Headers {
+    let mut h = Headers::new();
+    if m == Mode::SseC {
+        for (n, v) in key_a().headers() {
+            h.insert(n, &v);
+        }
+    }
+    h
+}
+
+fn copy_source_headers(m: Mode) -> Vec<(String, String)> {
+    if m == Mode::SseC {
+        key_a()
+            .copy_source_headers()
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v))
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
+fn expected_headers(m: Mode) -> Vec<(String, String)> {
+    let arn = "arn:aws:kms:us-east-1:000000000000:key/k1".to_owned();
+    let p = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+    match m {
+        Mode::S3 => vec![p("x-amz-server-side-encryption", "AES256")],
+        Mode::Kms => vec![
+            p("x-amz-server-side-encryption", "aws:kms"),
+            p("x-amz-server-side-encryption-aws-kms-key-id", &arn),
+        ],
+        Mode::KmsBucketKey => vec![
+            p("x-amz-server-side-encryption", "aws:kms"),
+            p("x-amz-server-side-encryption-aws-kms-key-id", &arn),
+            p("x-amz-server-side-encryption-bucket-key-enabled", "true"),
+        ],
+        Mode::Dsse => vec![
+            p("x-amz-server-side-encryption", "aws:kms:dsse"),
+            p("x-amz-server-side-encryption-aws-kms-key-id", &arn),
+        ],
+        Mode::SseC => vec![
+            p("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            p(
+                "x-amz-server-side-encryption-customer-key-MD5",
+                key_a().md5(),
+            ),
+        ],
+    }
+}
+
+fn sse_mode(m: Mode) -> SseMode {
+    match m {
+        Mode::S3 => SseMode::SseS3,
+        Mode::Kms | Mode::KmsBucketKey => SseMode::SseKms,
+        Mode::Dsse => SseMode::DsseKms,
+        Mode::SseC => SseMode::SseC,
+    }
+}
+
+fn body(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn put(r: &Rig, m: Mode, key: &str, data: &[u8]) -> (Vec<u8>, ObjectMeta) {
+    let plan = r
+        .engine
+        .plan_write(
+            Operation::PutObject,
+            &write_headers(m),
+            &ctx(key),
+            &BucketConfig::default(),
+        )
+        .unwrap();
+    assert_eq!(plan.mode(), sse_mode(m));
+    assert_eq!(
+        plan.response_headers(),
+        expected_headers(m).as_slice(),
+        "{m:?}"
+    );
+    let stored_len = plan.stored_len(data.len() as u64);
+    let (stored, meta) = plan.seal_object(data).unwrap();
+    assert_eq!(stored.len() as u64, stored_len);
+    (stored, meta)
+}
+
+fn get(r: &Rig, m: Mode, key: &str, meta: &ObjectMeta) -> ssekit_engine::sse::ReadPlan {
+    r.engine
+        .plan_read(Operation::GetObject, &read_headers(m), &ctx(key), meta)
+        .unwrap()
+}
+
+/// A stored object that counts the bytes read from it.
+struct Counting<'a>(&'a [u8], AtomicU64);
+
+impl ReadAt for Counting<'_> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.1.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.0.read_exact_at(buf, offset)
+    }
+}
+
+fn code(e: &S3Error) -> (&'static str, u16) {
+    (e.code, e.status)
+}
+
+#[test]
+fn every_mode_puts_gets_heads_and_reads_ranges() {
+    let r = rig();
+    for m in MODES {
+        for n in [0usize, 1, 16_383, 16_384, 100_000] {
+            let data = body(n, 7);
+            let (stored, meta) = put(&r, m, "obj", &data);
+            assert_eq!(meta.mode, sse_mode(m));
+            if n >= 16 {
+                assert!(
+                    !stored.windows(16).any(|w| w == &data[..16]),
+                    "{m:?}: plaintext stored"
+                );
+            }
+            let g = get(&r, m, "obj", &meta);
+            assert_eq!(g.open(&stored).unwrap(), data, "{m:?} {n}");
+            assert_eq!(g.response_headers(), expected_headers(m).as_slice());
+            let h = r
+                .engine
+                .plan_read(Operation::HeadObject, &read_headers(m), &ctx("obj"), &meta)
+                .unwrap();
+            assert_eq!(h.response_headers(), expected_headers(m).as_slice());
+            assert_eq!(h.size(), n as u64);
+            if n == 0 {
+                let e = g
+                    .open_range(stored.len() as u64, ByteRange::From(0), stored.as_slice())
+                    .unwrap_err();
+                assert_eq!(code(&e), ("InvalidRange", 416));
+                continue;
+            }
+            for range in [
+                ByteRange::Inclusive { first: 0, last: 0 },
+                ByteRange::Inclusive {
+                    first: n as u64 / 2,
+                    last: n as u64 / 2 + 20_000,
+                },
+                ByteRange::Suffix(5),
+                ByteRange::From(n as u64 - 1),
+            ] {
+                let src = Counting(&stored, AtomicU64::new(0));
+                let rr = g.open_range(stored.len() as u64, range, &src).unwrap();
+                let want = &data[rr.range.start as usize..rr.range.end as usize];
+                assert_eq!(rr.plaintext, want, "{m:?} {n} {range:?}");
+                if n == 100_000 && matches!(range, ByteRange::Inclusive { first: 0, last: 0 }) {
+                    // One inner chunk (and, for DSSE, the outer chunks holding it): far less than
+                    // the object.
+                    assert!(
+                        src.1.load(Ordering::Relaxed) <= 4 * 16_400,
+                        "{m:?} read {}",
+                        src.1.load(Ordering::Relaxed)
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dsse_ranges_open_only_the_outer_chunks_they_need() {
+    let r = rig();
+    let data = body(4 << 20, 3);
+    let (stored, meta) = put(&r, Mode::Dsse, "big", &data);
+    let g = get(&r, Mode::Dsse, "big", &meta);
+    let src = Counting(&stored, AtomicU64::new(0));
+    let at = 3 << 20;
+    let rr = g
+        .open_range(
+            stored.len() as u64,
+            ByteRange::Inclusive {
+                first: at,
+                last: at + 99,
+            },
+            &src,
+        )
+        .unwrap();
+    assert_eq!(rr.plaintext, &data[at as usize..at as usize + 100]);
+    assert_eq!(rr.chunks_opened, 1);
+    // The inner header (one outer chunk) and the inner chunk (at most two outer chunks).
+    let read = src.1.load(Ordering::Relaxed);
+    assert!(read <= 4 * 16_400, "read {read} of {}", stored.len());
+}
+
+#[test]
+fn multipart_in_every_mode_parts_from_threads_out_of_order() {
+    let r = rig();
+    for m in MODES {
+        let create = r
+            .engine
+            .plan_write(
+                Operation::CreateMultipartUpload,
+                &write_headers(m),
+                &ctx("mp"),
+                &BucketConfig::default(),
+            )
+            .unwrap();
+        assert_eq!(create.response_headers(), expected_headers(m).as_slice());
+        let upload = create.upload_meta().clone();
+        let sizes = [70_000usize, 16_384, 5, 40_000];
+        let parts: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| body(n, i as u8))
+            .collect();
+        // Parts sealed on four threads, in reverse order, each through its own plan (as on four
+        // servers); part 2 is uploaded twice and the second upload kept.
+        let sealed: Vec<(u32, Vec<u8>)> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..parts.len())
+                .rev()
+                .map(|i| {
+                    let (engine, upload, part) = (&r.engine, &upload, &parts[i]);
+                    s.spawn(move || {
+                        let n = i as u32 + 1;
+                        let plan = engine
+                            .plan_part(
+                                &read_headers(m),
+                                &ctx("mp"),
+                                &BucketConfig::default(),
+                                upload,
+                                n,
+                            )
+                            .unwrap();
+                        let first = plan.seal(part).unwrap();
+                        let again = plan.seal(part).unwrap();
+                        assert_ne!(first[..56], again[..56], "a re-upload gets a new salt");
+                        (n, if n == 2 { again } else { first })
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut sealed = sealed;
+        sealed.sort_by_key(|(n, _)| *n);
+        let table: Vec<PartEntry> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| PartEntry {
+                number: i as u32 + 1,
+                size: n as u64,
+            })
+            .collect();
+        let (meta, headers) = r
+            .engine
+            .complete(
+                &read_headers(m),
+                &ctx("mp"),
+                &BucketConfig::default(),
+                &upload,
+                &table,
+            )
+            .unwrap();
+        assert_eq!(headers, expected_headers(m));
+        let stored: Vec<u8> = sealed.iter().flat_map(|(_, d)| d.clone()).collect();
+        let whole: Vec<u8> = parts.concat();
+        let g = get(&r, m, "mp", &meta);
+        assert_eq!(g.open(&stored).unwrap(), whole, "{m:?}");
+        assert_eq!(g.open_part(3, &sealed[2].1).unwrap(), parts[2]);
+        let e = g.open_part(9, &sealed[2].1).unwrap_err();
+        assert_eq!(code(&e), ("InvalidPartNumber", 416));
+        let rr = g
+            .open_range(
+                stored.len() as u64,
+                ByteRange::Inclusive {
+                    first: 69_990,
+                    last: 86_400,
+                },
+                stored.as_slice(),
+            )
+            .unwrap();
+        assert_eq!(rr.plaintext, &whole[69_990..=86_400]);
+        // A part dropped from the stored data, or the table edited, does not open.
+        let short: Vec<u8> = [&sealed[0].1, &sealed[1].1, &sealed[3].1]
+            .iter()
+            .flat_map(|d| d.to_vec())
+            .collect();
+        assert_eq!(g.open(&short).unwrap_err().status, 500);
+        let mut edited = meta.clone();
+        edited.parts.remove(2);
+        edited.size -= 5;
+        let ge = get(&r, m, "mp", &edited);
+        assert_eq!(ge.open(&short).unwrap_err().status, 500);
+        // A part out of order or none at all.
+        let mut bad = table.clone();
+        bad.swap(0, 1);
+        let e = r
+            .engine
+            .complete(
+                &read_headers(m),
+                &ctx("mp"),
+                &BucketConfig::default(),
+                &upload,
+                &bad,
+            )
+            .unwrap_err();
+        assert_eq!(code(&e), ("InvalidPartOrder", 400));
+        let e = r
+            .engine
+            .complete(
+                &read_headers(m),
+                &ctx("mp"),
+                &BucketConfig::default(),
+                &upload,
+                &[],
+            )
+            .unwrap_err();
+        assert_eq!(code(&e), ("MalformedXML", 400));
+    }
+}
+
+#[test]
+fn copy_from_every_mode_into_every_mode() {
+    let r = rig();
+    let data = body(50_000, 9);
+    for from in MODES {
+        let (stored, meta) = put(&r, from, "src", &data);
+        for to in MODES {
+            let mut h = write_headers(to);
+            for (n, v) in copy_source_headers(from) {
+                h.insert(&n, &v);
+            }
+            let (read, write) = r
+                .engine
+                .plan_copy(
+                    &h,
+                    &ctx("dst"),
+                    &BucketConfig::default(),
+                    &ctx("src"),
+                    &meta,
+                )
+                .unwrap();
+            let plain = read.open(&stored).unwrap();
+            assert_eq!(write.response_headers(), expected_headers(to).as_slice());
+            let (copied, cmeta) = write.seal_object(&plain).unwrap();
+            assert_eq!(cmeta.mode, sse_mode(to));
+            assert_eq!(
+                get(&r, to, "dst", &cmeta).open(&copied).unwrap(),
+                data,
+                "{from:?} -> {to:?}"
+            );
+        }
+        // Without the source's SSE-C key, a copy of an SSE-C object is refused.
+        if from == Mode::SseC {
+            let e = r
+                .engine
+                .plan_copy(
+                    &write_headers(Mode::S3),
+                    &ctx("dst"),
+                    &BucketConfig::default(),
+                    &ctx("src"),
+                    &meta,
+                )
+                .unwrap_err();
+            assert_eq!(code(&e), ("InvalidRequest", 400));
+            let mut h = Headers::new();
+            for (n, v) in key_b().copy_source_headers() {
+                h.insert(n, &v);
+            }
+            let e = r
+                .engine
+                .plan_copy(
+                    &h,
+                    &ctx("dst"),
+                    &BucketConfig::default(),
+                    &ctx("src"),
+                    &meta,
+                )
+                .unwrap_err();
+            assert_eq!(code(&e), ("AccessDenied", 403));
+        }
+    }
+}
+
+#[test]
+fn upload_part_copy_from_every_mode_into_every_mode() {
+    let r = rig();
+    let data = body(40_000, 1);
+    for from in MODES {
+        let (stored, smeta) = put(&r, from, "src", &data);
+        for to in MODES {
+            let create = r
+                .engine
+                .plan_write(
+                    Operation::CreateMultipartUpload,
+                    &write_headers(to),
+                    &ctx("dst"),
+                    &BucketConfig::default(),
+                )
+                .unwrap();
+            let upload = create.upload_meta().clone();
+            let mut h = read_headers(to);
+            for (n, v) in copy_source_headers(from) {
+                h.insert(&n, &v);
+            }
+            let (read, part) = r
+                .engine
+                .plan_part_copy(
+                    &h,
+                    &ctx("dst"),
+                    &BucketConfig::default(),
+                    &upload,
+                    1,
+                    &ctx("src"),
+                    &smeta,
+                )
+                .unwrap();
+            let rr = read
+                .open_range(
+                    stored.len() as u64,
+                    ByteRange::Inclusive {
+                        first: 100,
+                        last: 30_099,
+                    },
+                    stored.as_slice(),
+                )
+                .unwrap();
+            let sealed = part.seal(&rr.plaintext).unwrap();
+            let (meta, _) = r
+                .engine
+                .complete(
+                    &read_headers(to),
+                    &ctx("dst"),
+                    &BucketConfig::default(),
+                    &upload,
+                    &[PartEntry {
+                        number: 1,
+                        size: 30_000,
+                    }],
+                )
+                .unwrap();
+            assert_eq!(
+                get(&r, to, "dst", &meta).open(&sealed).unwrap(),
+                &data[100..30_100],
+                "{from:?} -> {to:?}"
+            );
+        }
+    }
+}
+
+fn with(mut h: Headers, pairs: &[(&str, &str)]) -> Headers {
+    for (n, v) in pairs {
+        h.insert(n, v);
+    }
+    h
+}
+
+fn put_err(r: &Rig, h: &Headers, secure: bool) -> Result<SseMode, (&'static str, u16)> {
+    r.engine
+        .plan_write(
+            Operation::PutObject,
+            h,
+            &ctx("e").secure(secure),
+            &BucketConfig::default(),
+        )
+        .map(|p| p.mode())
+        .map_err(|e| code(&e))
+}
+
+/// The error table: every header case of a write, in every mode where it applies.
+#[test]
+fn write_error_table() {
+    let r = rig();
+    let ssec = |alg: &str, key: &str, md5: &str| {
+        let mut h = Headers::new();
+        if !alg.is_empty() {
+            h.insert("x-amz-server-side-encryption-customer-algorithm", alg);
+        }
+        if !key.is_empty() {
+            h.insert("x-amz-server-side-encryption-customer-key", key);
+        }
+        if !md5.is_empty() {
+            h.insert("x-amz-server-side-encryption-customer-key-md5", md5);
+        }
+        h
+    };
+    let good = key_a().headers();
+    let (k, md5) = (good[1].1.as_str(), good[2].1.as_str());
+    let short = B64.encode([1u8; 16]);
+    let short_md5 = B64.encode(<md5::Md5 as md5::Digest>::digest([1u8; 16]));
+    let kms = |id: &str| {
+        with(
+            Headers::new(),
+            &[
+                ("x-amz-server-side-encryption", "aws:kms"),
+                ("x-amz-server-side-encryption-aws-kms-key-id", id),
+            ],
+        )
+    };
+    let dsse = |id: &str| {
+        with(
+            Headers::new(),
+            &[
+                ("x-amz-server-side-encryption", "aws:kms:dsse"),
+                ("x-amz-server-side-encryption-aws-kms-key-id", id),
+            ],
+        )
+    };
+    let bk = |h: Headers| {
+        with(
+            h,
+            &[("x-amz-server-side-encryption-bucket-key-enabled", "true")],
+        )
+    };
+    use SseMode::*;
+    let invalid = Err(("InvalidArgument", 400));
+    let table: Vec<(&str, Headers, bool, Result<SseMode, (&str, u16)>)> = vec![
+        (
+            "no headers: the bucket default, SSE-S3",
+            Headers::new(),
+            false,
+            Ok(SseS3),
+        ),
+        ("SSE-S3", write_headers(Mode::S3), false, Ok(SseS3)),
+        ("SSE-KMS", kms("k1"), false, Ok(SseKms)),
+        (
+            "SSE-KMS default key",
+            with(
+                Headers::new(),
+                &[("x-amz-server-side-encryption", "aws:kms")],
+            ),
+            false,
+            Ok(SseKms),
+        ),
+        ("DSSE-KMS", dsse("k1"), false, Ok(DsseKms)),
+        ("SSE-C", ssec("AES256", k, md5), true, Ok(SseC)),
+        // SSE-C cells.
+        (
+            "SSE-C over plain HTTP",
+            ssec("AES256", k, md5),
+            false,
+            Err(("InvalidRequest", 400)),
+        ),
+        (
+            "SSE-C wrong algorithm",
+            ssec("AES128", k, md5),
+            true,
+            Err(("InvalidEncryptionAlgorithmError", 400)),
+        ),
+        (
+            "SSE-C lower-case algorithm",
+            ssec("aes256", k, md5),
+            true,
+            Err(("InvalidEncryptionAlgorithmError", 400)),
+        ),
+        (
+            "SSE-C key without algorithm",
+            ssec("", k, md5),
+            true,
+            invalid,
+        ),
+        (
+            "SSE-C algorithm without key",
+            ssec("AES256", "", md5),
+            true,
+            invalid,
+        ),
+        (
+            "SSE-C short key",
+            ssec("AES256", &short, &short_md5),
+            true,
+            invalid,
+        ),
+        (
+            "SSE-C bad base64",
+            ssec("AES256", "!!!not base64!!!", md5),
+            true,
+            invalid,
+        ),
+        (
+            "SSE-C bad MD5",
+            ssec("AES256", k, &short_md5),
+            true,
+            invalid,
+        ),
+        (
+            "SSE-C MD5 not base64",
+            ssec("AES256", k, "zz%%"),
+            true,
+            invalid,
+        ),
+        ("SSE-C missing MD5", ssec("AES256", k, ""), true, invalid),
+        (
+            "SSE-C plus SSE",
+            with(
+                ssec("AES256", k, md5),
+                &[("x-amz-server-side-encryption", "AES256")],
+            ),
+            true,
+            invalid,
+        ),
+        (
+            "SSE-C plus aws:kms",
+            with(
+                ssec("AES256", k, md5),
+                &[("x-amz-server-side-encryption", "aws:kms")],
+            ),
+            true,
+            invalid,
+        ),
+        (
+            "SSE-C key repeated",
+            with(
+                ssec("AES256", k, md5),
+                &[("X-Amz-Server-Side-Encryption-Customer-Key", k)],
+            ),
+            true,
+            invalid,
+        ),
+        // SSE header cells.
+        (
+            "unknown value aes:kms",
+            with(
+                Headers::new(),
+                &[("x-amz-server-side-encryption", "aes:kms")],
+            ),
+            false,
+            invalid,
+        ),
+        (
+            "unknown value AES192",
+            with(
+                Headers::new(),
+                &[("x-amz-server-side-encryption", "AES192")],
+            ),
+            false,
+            invalid,
+        ),
+        (
+            "lower-case aes256",
+            with(
+                Headers::new(),
+                &[("x-amz-server-side-encryption", "aes256")],
+            ),
+            false,
+            invalid,
+        ),
+        (
+            "AES256 with a KMS key id",
+            with(
+                write_headers(Mode::S3),
+                &[("x-amz-server-side-encryption-aws-kms-key-id", "k1")],
+            ),
+            false,
+            invalid,
+        ),
+        (
+            "KMS key id without aws:kms",
+            with(
+                Headers::new(),
+                &[("x-amz-server-side-encryption-aws-kms-key-id", "k1")],
+            ),
+            false,
+            invalid,
+        ),
+        (
+            "context without aws:kms",
+            with(
+                Headers::new(),
+                &[("x-amz-server-side-encryption-context", "e30=")],
+            ),
+            false,
+            invalid,
+        ),
+        (
+            "context not base64",
+            with(kms("k1"), &[("x-amz-server-side-encryption-context", "{}")]),
+            false,
+            invalid,
+        ),
+        (
+            "context not an object",
+            with(
+                kms("k1"),
+                &[("x-amz-server-side-encryption-context", &B64.encode("[1]"))],
+            ),
+            false,
+            invalid,
+        ),
+        (
+            "context value not a string",
+            with(
+                kms("k1"),
+                &[(
+                    "x-amz-server-side-encryption-context",
+                    &B64.encode(r#"{"a":1}"#),
+                )],
+            ),
+            false,
+            invalid,
+        ),
+        (
+            "context reserved key",
+            with(
+                kms("k1"),
+                &[(
+                    "x-amz-server-side-encryption-context",
+                    &B64.encode(r#"{"aws:s3:arn":"x"}"#),
+                )],
+            ),
+            false,
+            invalid,
+        ),
+        (
+            "context",
+            with(
+                kms("k1"),
+                &[(
+                    "x-amz-server-side-encryption-context",
+                    &B64.encode(r#"{"team":"blue"}"#),
+                )],
+            ),
+            false,
+            Ok(SseKms),
+        ),
+        (
+            "bucket key flag not a boolean",
+            kms("k1").tap_insert("x-amz-server-side-encryption-bucket-key-enabled", "yes"),
+            false,
+            invalid,
+        ),
+        ("bucket key with DSSE", bk(dsse("k1")), false, invalid),
+        ("bucket key with SSE-KMS", bk(kms("k1")), false, Ok(SseKms)),
+        (
+            "SSE repeated",
+            with(
+                write_headers(Mode::S3),
+                &[("x-amz-server-side-encryption", "AES256")],
+            ),
+            false,
+            invalid,
+        ),
+        // Key state cells, for both KMS modes, with and without bucket keys.
+        (
+            "SSE-KMS unknown key",
+            kms("nosuch"),
+            false,
+            Err(("KMS.NotFoundException", 400)),
+        ),
+        (
+            "SSE-KMS unknown key ARN",
+            kms("arn:aws:kms:us-east-1:000000000000:key/nosuch"),
+            false,
+            Err(("KMS.NotFoundException", 400)),
+        ),
+        (
+            "SSE-KMS key of another account",
+            kms("arn:aws:kms:us-east-1:999999999999:key/k1"),
+            false,
+            Err(("KMS.NotFoundException", 400)),
+        ),
+        (
+            "SSE-KMS malformed key id",
+            kms("a b"),
+            false,
+            Err(("KMS.NotFoundException", 400)),
+        ),
+        (
+            "SSE-KMS disabled key",
+            kms("off"),
+            false,
+            Err(("KMS.DisabledException", 400)),
+        ),
+        (
+            "SSE-KMS key pending deletion",
+            kms("doomed"),
+            false,
+            Err(("KMS.KMSInvalidStateException", 400)),
+        ),
+        (
+            "bucket key: unknown key",
+            bk(kms("nosuch")),
+            false,
+            Err(("KMS.NotFoundException", 400)),
+        ),
+        (
+            "bucket key: disabled key",
+            bk(kms("off")),
+            false,
+            Err(("KMS.DisabledException", 400)),
+        ),
+        (
+            "bucket key: pending deletion",
+            bk(kms("doomed")),
+            false,
+            Err(("KMS.KMSInvalidStateException", 400)),
+        ),
+        (
+            "DSSE unknown key",
+            dsse("nosuch"),
+            false,
+            Err(("KMS.NotFoundException", 400)),
+        ),
+        (
+            "DSSE disabled key",
+            dsse("off"),
+            false,
+            Err(("KMS.DisabledException", 400)),
+        ),
+        (
+            "DSSE key pending deletion",
+            dsse("doomed"),
+            false,
+            Err(("KMS.KMSInvalidStateException", 400)),
+        ),
+    ];
+    for (name, h, secure, want) in &table {
+        assert_eq!(&put_err(&r, h, *secure), want, "{name}");
+    }
+}
+
+trait TapInsert {
+    fn tap_insert(self, n: &str, v: &str) -> Self;
+}
+
+impl TapInsert for Headers {
+    fn tap_insert(mut self, n: &str, v: &str) -> Self {
+        self.insert(n, v);
+        self
+    }
+}
+
+/// Reads: SSE headers on GET/HEAD, missing and wrong SSE-C keys, SSE-C keys on other objects, keys
+/// disabled or pending deletion after the write.
+#[test]
+fn read_error_table() {
+    let r = rig();
+    let data = body(1000, 0);
+    for m in MODES {
+        let (_, meta) = put(&r, m, "o", &data);
+        for op in [Operation::GetObject, Operation::HeadObject] {
+            let read = |h: Headers, secure: bool| {
+                r.engine
+                    .plan_read(op, &h, &ctx("o").secure(secure), &meta)
+                    .map(|_| ())
+                    .map_err(|e| code(&e))
+            };
+            assert_eq!(read(read_headers(m), true), Ok(()), "{m:?} {op:?}");
+            assert_eq!(
+                read(
+                    with(
+                        read_headers(m),
+                        &[("x-amz-server-side-encryption", "AES256")]
+                    ),
+                    true
+                ),
+                Err(("InvalidArgument", 400)),
+                "{m:?} {op:?}: SSE header on a read"
+            );
+            assert_eq!(
+                read(
+                    with(
+                        read_headers(m),
+                        &[("x-amz-server-side-encryption-aws-kms-key-id", "k1")]
+                    ),
+                    true
+                ),
+                Err(("InvalidArgument", 400))
+            );
+            let mut wrong = Headers::new();
+            for (n, v) in key_b().headers() {
+                wrong.insert(n, &v);
+            }
+            if m == Mode::SseC {
+                assert_eq!(read(Headers::new(), true), Err(("InvalidRequest", 400)));
+                assert_eq!(read(wrong, true), Err(("AccessDenied", 403)));
+                assert_eq!(read(read_headers(m), false), Err(("InvalidRequest", 400)));
+                let mut bad_md5 = Headers::new();
+                let [a, k, _] = key_a().headers();
+                bad_md5.insert(a.0, &a.1);
+                bad_md5.insert(k.0, &k.1);
+                bad_md5.insert(
+                    "x-amz-server-side-encryption-customer-key-MD5",
+                    key_b().md5(),
+                );
+                assert_eq!(read(bad_md5, true), Err(("InvalidArgument", 400)));
+            } else {
+                assert_eq!(read(wrong, true), Err(("InvalidRequest", 400)), "{m:?}");
+            }
+        }
+    }
+    // The key disabled, or scheduled for deletion, after the write: GET fails as S3 says, HEAD
+    // (which unwraps nothing) still answers.
+    for m in [Mode::Kms, Mode::Dsse] {
+        let (_, meta) = put(&r, m, "later", &data);
+        r.provider.disable("k1").unwrap();
+        let e = r
+            .engine
+            .plan_read(Operation::GetObject, &Headers::new(), &ctx("later"), &meta)
+            .unwrap_err();
+        assert_eq!(code(&e), ("KMS.DisabledException", 400));
+        assert!(
+            r.engine
+                .plan_read(Operation::HeadObject, &Headers::new(), &ctx("later"), &meta)
+                .is_ok()
+        );
+        r.provider.enable("k1").unwrap();
+    }
+}
+
+/// UploadPart of an SSE-C upload: the same key on every part; errors for a missing or different one.
+#[test]
+fn upload_part_key_rules() {
+    let r = rig();
+    let bucket = BucketConfig::default();
+    let create = |m: Mode| {
+        r.engine
+            .plan_write(
+                Operation::CreateMultipartUpload,
+                &write_headers(m),
+                &ctx("u"),
+                &bucket,
+            )
+            .unwrap()
+            .upload_meta()
+            .clone()
+    };
+    let ssec_upload = create(Mode::SseC);
+    let part = |h: &Headers, up: &ObjectMeta, n: u32| {
+        r.engine
+            .plan_part(h, &ctx("u"), &bucket, up, n)
+            .map(|_| ())
+            .map_err(|e| code(&e))
+    };
+    let mut b = Headers::new();
+    for (n, v) in key_b().headers() {
+        b.insert(n, &v);
+    }
+    assert_eq!(part(&read_headers(Mode::SseC), &ssec_upload, 1), Ok(()));
+    assert_eq!(
+        part(&Headers::new(), &ssec_upload, 1),
+        Err(("InvalidRequest", 400))
+    );
+    assert_eq!(part(&b, &ssec_upload, 1), Err(("InvalidRequest", 400)));
+    assert_eq!(
+        part(&read_headers(Mode::SseC), &ssec_upload, 0),
+        Err(("InvalidArgument", 400))
+    );
+    assert_eq!(
+        part(&read_headers(Mode::SseC), &ssec_upload, 10_001),
+        Err(("InvalidArgument", 400))
+    );
+    let kms_upload = create(Mode::Kms);
+    assert_eq!(part(&Headers::new(), &kms_upload, 10_000), Ok(()));
+    assert_eq!(part(&b, &kms_upload, 1), Err(("InvalidRequest", 400)));
+    assert_eq!(
+        part(&write_headers(Mode::S3), &kms_upload, 1),
+        Err(("InvalidArgument", 400))
+    );
+    // Complete of an SSE-C upload needs the key (the MAC is under the data key).
+    let e = r
+        .engine
+        .complete(
+            &Headers::new(),
+            &ctx("u"),
+            &bucket,
+            &ssec_upload,
+            &[PartEntry { number: 1, size: 1 }],
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), ("InvalidRequest", 400));
+}
+
+/// Bucket default encryption: applied when a request names no mode, overridden when it names one.
+#[test]
+fn bucket_default_encryption() {
+    let r = rig();
+    let kms_default = BucketConfig {
+        encryption: Some(BucketEncryption {
+            algorithm: DefaultAlgorithm::AwsKms,
+            kms_key_id: Some("k2".into()),
+            bucket_key_enabled: true,
+        }),
+        policy: None,
+    };
+    assert_eq!(
+        BucketConfig::default().effective_encryption(),
+        BucketEncryption::s3_default()
+    );
+    let plan = |h: &Headers, b: &BucketConfig| {
+        r.engine
+            .plan_write(Operation::PutObject, h, &ctx("d"), b)
+            .unwrap()
+    };
+    let p = plan(&Headers::new(), &kms_default);
+    assert_eq!(p.mode(), SseMode::SseKms);
+    let h = p.response_headers();
+    assert_eq!(h[1].1, "arn:aws:kms:us-east-1:000000000000:key/k2");
+    assert_eq!(
+        h[2],
+        (
+            "x-amz-server-side-encryption-bucket-key-enabled".into(),
+            "true".into()
+        )
+    );
+    // The request's mode wins; its bucket-key flag wins too.
+    assert_eq!(
+        plan(&write_headers(Mode::S3), &kms_default).mode(),
+        SseMode::SseS3
+    );
+    let p = plan(
+        &with(
+            kms_default_headers(),
+            &[("x-amz-server-side-encryption-bucket-key-enabled", "false")],
+        ),
+        &kms_default,
+    );
+    assert_eq!(p.response_headers().len(), 2);
+    assert_eq!(
+        p.response_headers()[1].1,
+        "arn:aws:kms:us-east-1:000000000000:key/k2"
+    );
+    // aws:kms on a bucket defaulting to SSE-S3 uses aws/s3, created on first use.
+    let p = plan(&kms_default_headers(), &BucketConfig::default());
+    assert_eq!(
+        p.response_headers()[1].1,
+        "arn:aws:kms:us-east-1:000000000000:key/ssekit-aws-s3"
+    );
+    assert!(r.provider.describe("ssekit-aws-s3").is_ok());
+    // The SSE-S3 root is the engine's own, created with a 30-day rotation.
+    plan(&Headers::new(), &BucketConfig::default());
+    let root = r.provider.describe("ssekit-sse-s3").unwrap();
+    assert_eq!(root.rotation_period_days, Some(30));
+    // Configurations are checked as PutBucketEncryption checks them, and round-trip as JSON.
+    let bad = BucketEncryption {
+        algorithm: DefaultAlgorithm::Aes256,
+        kms_key_id: Some("k1".into()),
+        bucket_key_enabled: false,
+    };
+    assert_eq!(code(&bad.validate().unwrap_err()), ("InvalidArgument", 400));
+    let c = kms_default.encryption.clone().unwrap();
+    assert_eq!(BucketEncryption::from_json(&c.to_json()).unwrap(), c);
+    assert!(BucketEncryption::from_json(&bad.to_json()).is_err());
+    assert!(BucketEncryption::from_json(r#"{"algorithm":"AES256","extra":1}"#).is_err());
+}
+
+fn kms_default_headers() -> Headers {
+    with(
+        Headers::new(),
+        &[("x-amz-server-side-encryption", "aws:kms")],
+    )
+}
+
+/// The KMS encryption context: the object's ARN merged with the caller's, echoed on the write, and
+/// binding the wrap to the object.
+#[test]
+fn kms_context_is_the_object_arn_and_the_callers() {
+    let r = rig();
+    let user = B64.encode(r#"{"team":"blue","ticket":"42"}"#);
+    let h = with(
+        write_headers(Mode::Kms),
+        &[("x-amz-server-side-encryption-context", &user)],
+    );
+    let plan = r
+        .engine
+        .plan_write(
+            Operation::PutObject,
+            &h,
+            &ctx("c"),
+            &BucketConfig::default(),
+        )
+        .unwrap();
+    let echoed = plan
+        .response_headers()
+        .iter()
+        .find(|(n, _)| n == "x-amz-server-side-encryption-context")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&B64.decode(echoed).unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"aws:s3:arn": "arn:aws:s3:::bkt/c", "team": "blue", "ticket": "42"})
+    );
+    let (stored, meta) = plan.seal_object(b"ctx").unwrap();
+    assert_eq!(meta.context.get("aws:s3:arn"), Some("arn:aws:s3:::bkt/c"));
+    assert_eq!(meta.context.get("team"), Some("blue"));
+    assert_eq!(
+        get(&r, Mode::Kms, "c", &meta).open(&stored).unwrap(),
+        b"ctx"
+    );
+    // The metadata moved to another object's name does not open there (the MAC covers the context;
+    // a context rewritten to the new name does not unwrap).
+    let mut moved = meta.clone();
+    moved
+        .context
+        .insert("aws:s3:arn", "arn:aws:s3:::bkt/other")
+        .unwrap();
+    let e = r
+        .engine
+        .plan_read(Operation::GetObject, &Headers::new(), &ctx("other"), &moved)
+        .unwrap_err();
+    assert_eq!(e.status, 500);
+}
+
+/// Bucket keys: 10,000 PUTs and GETs make a handful of provider calls against 20,000 without; two
+/// requesters never share a bucket key; every object's data key is its own.
+#[test]
+fn bucket_keys_cut_provider_calls_without_sharing_data_keys() {
+    const N: usize = 10_000;
+    let run = |bucket_key: bool| {
+        let r = rig();
+        let mut h = write_headers(Mode::Kms);
+        if bucket_key {
+            h.insert("x-amz-server-side-encryption-bucket-key-enabled", "true");
+        }
+        let data = [7u8; 64];
+        let mut commitments = std::collections::HashSet::new();
+        r.provider.reset();
+        for i in 0..N {
+            let key = format!("o{i}");
+            let plan = r
+                .engine
+                .plan_write(
+                    Operation::PutObject,
+                    &h,
+                    &ctx(&key),
+                    &BucketConfig::default(),
+                )
+                .unwrap();
+            let (stored, meta) = plan.seal_object(&data).unwrap();
+            assert!(
+                commitments.insert(meta.auth.commitment),
+                "a data key repeated"
+            );
+            let g = r
+                .engine
+                .plan_read(Operation::GetObject, &Headers::new(), &ctx(&key), &meta)
+                .unwrap();
+            assert_eq!(g.open(&stored).unwrap(), data);
+        }
+        r.provider.counts()
+    };
+    let without = run(false);
+    assert_eq!(without.total(), 2 * N as u64, "{without:?}");
+    let with_bk = run(true);
+    assert!(with_bk.total() <= 5, "{with_bk:?}");
+    assert_eq!(with_bk.generate, 1);
+}
+
+#[test]
+fn two_requesters_never_share_a_bucket_key() {
+    let r = rig();
+    let mut h = write_headers(Mode::Kms);
+    h.insert("x-amz-server-side-encryption-bucket-key-enabled", "true");
+    let put_as = |who: &str, key: &str| {
+        r.engine
+            .plan_write(
+                Operation::PutObject,
+                &h,
+                &ctx(key).principal(who),
+                &BucketConfig::default(),
+            )
+            .unwrap()
+            .seal_object(b"x")
+            .unwrap()
+    };
+    r.provider.reset();
+    let (sa, ma) = put_as(ALICE, "a");
+    let (_, ma2) = put_as(ALICE, "a2");
+    let (_, mb) = put_as(BOB, "b");
+    assert_eq!(r.provider.counts().generate, 2);
+    let inner = |m: &ObjectMeta| {
+        ssekit_engine::sse::bucket_key::BucketKeys::inner(&m.keys[0])
+            .unwrap()
+            .ciphertext
+    };
+    assert_eq!(
+        inner(&ma),
+        inner(&ma2),
+        "one requester's objects share its bucket key"
+    );
+    assert_ne!(inner(&ma), inner(&mb), "two requesters never do");
+    assert_ne!(ma.auth.commitment, ma2.auth.commitment);
+    // Bob reading Alice's object does not use Alice's cached bucket key: the provider is asked.
+    r.provider.reset();
+    let g = r
+        .engine
+        .plan_read(
+            Operation::GetObject,
+            &Headers::new(),
+            &ctx("a").principal(BOB),
+            &ma,
+        )
+        .unwrap();
+    assert_eq!(g.open(&sa).unwrap(), b"x");
+    assert_eq!(r.provider.counts().unwrap, 1);
+    // A bucket-key wrapped key moved to another object does not unwrap.
+    let mut moved = ma.clone();
+    moved
+        .context
+        .insert("aws:s3:arn", "arn:aws:s3:::bkt/zz")
+        .unwrap();
+    let e = r
+        .engine
+        .plan_read(Operation::GetObject, &Headers::new(), &ctx("zz"), &moved)
+        .unwrap_err();
+    assert_eq!(e.status, 500);
+}
+
+#[test]
+fn tampered_or_wrong_metadata_is_an_internal_error_not_plaintext() {
+    let r = rig();
+    let data = body(40_000, 5);
+    for m in MODES {
+        let (mut stored, meta) = put(&r, m, "t", &data);
+        let g = get(&r, m, "t", &meta);
+        let mut bigger = meta.clone();
+        bigger.size += 1;
+        assert_eq!(
+            get(&r, m, "t", &bigger).open(&stored).unwrap_err().status,
+            500
+        );
+        let last = stored.len() - 1;
+        stored[last] ^= 1;
+        assert_eq!(g.open(&stored).unwrap_err().status, 500, "{m:?}");
+        stored[last] ^= 1;
+        stored[100] ^= 1;
+        assert_eq!(g.open(&stored).unwrap_err().status, 500, "{m:?}");
+        assert_eq!(
+            g.open(&stored[..stored.len() - 16]).unwrap_err().status,
+            500
+        );
+    }
+}
+
+#[test]
+fn no_key_material_in_debug_or_errors() {
+    let r = rig();
+    let k = key_a();
+    let hex: String = [0xA5u8; 4].iter().map(|b| format!("{b:02x}")).collect();
+    let b64 = B64.encode([0xA5u8; 32]);
+    let plan = r
+        .engine
+        .plan_write(
+            Operation::PutObject,
+            &write_headers(Mode::SseC),
+            &ctx("s"),
+            &BucketConfig::default(),
+        )
+        .unwrap();
+    for s in [
+        format!("{plan:?}"),
+        format!("{k:?}"),
+        format!("{:?}", write_headers(Mode::SseC)),
+        format!("{:?}", r.engine),
+    ] {
+        assert!(!s.contains(&b64) && !s.contains(&hex), "{s}");
+    }
+    let (_, meta) = plan.seal_object(b"s").unwrap();
+    assert!(
+        !meta
+            .to_bytes()
+            .unwrap()
+            .windows(32)
+            .any(|w| w == [0xA5; 32])
+    );
+}
