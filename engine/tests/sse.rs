@@ -557,7 +557,10 @@ fn with(mut h: Headers, pairs: &[(&str, &str)]) -> Headers {
     h
 }
 
-fn put_err(r: &Rig, h: &Headers, secure: bool) -> Result<SseMode, (&'static str, u16)> {
+/// A write's outcome: the mode chosen, or S3's code and status.
+type Outcome = Result<SseMode, (&'static str, u16)>;
+
+fn put_err(r: &Rig, h: &Headers, secure: bool) -> Outcome {
     r.engine
         .plan_write(
             Operation::PutObject,
@@ -616,7 +619,7 @@ fn write_error_table() {
     };
     use SseMode::*;
     let invalid = Err(("InvalidArgument", 400));
-    let table: Vec<(&str, Headers, bool, Result<SseMode, (&str, u16)>)> = vec![
+    let table: Vec<(&str, Headers, bool, Outcome)> = vec![
         (
             "no headers: the bucket default, SSE-S3",
             Headers::new(),
