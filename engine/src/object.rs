@@ -58,7 +58,10 @@ pub use cobblestone::{
     CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, checked_sealed_len, chunk_count, chunk_slots,
     plaintext_len, sealed_len,
 };
-pub use layered::{checked_layered_len, layered_len, outer_context, seal_layered_part};
+pub use layered::{
+    LayeredWriter, checked_layered_len, finish_layered, layered_len, layered_writer, outer_context,
+    seal_layered_part,
+};
 pub use meta::{
     CONTAINER_MAGIC, CONTAINER_VERSION, FORMAT_VERSION, MAX_META_LEN, MAX_OBJECT_SIZE, MetaAuth,
     MetaError, ObjectMeta, PartEntry, SseMode, read_container_header, write_container_header,

@@ -5,7 +5,7 @@
 //! in one kernel does not expose the data. Both layers are chunked, so a range read still opens only
 //! the outer chunks that hold the inner chunks it needs (docs/FORMAT.md section 6).
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -13,7 +13,9 @@ use super::cobblestone::{
     self, CHUNK_LEN, HEADER_LEN, MessageKey, SEALED_CHUNK_LEN, checked_sealed_len,
 };
 use super::range::{self, PartSpan};
-use super::{ByteRange, Error, ObjectMeta, RangeRead, ReadAt, Verified, part_context};
+use super::{
+    ByteRange, Error, ObjectMeta, OpenReader, RangeRead, ReadAt, SealWriter, Verified, part_context,
+};
 use crate::aead::{Backend, TAG_LEN};
 use crate::keys::DataKey;
 
@@ -70,6 +72,37 @@ pub fn seal_layered_part(
         OUTER,
     )?;
     Ok(out)
+}
+
+/// A streaming writer of one part in two layers: the inner [`SealWriter`] writes its message into the
+/// outer one. Finish it with [`finish_layered`].
+pub type LayeredWriter<W> = SealWriter<SealWriter<W>>;
+
+/// A [`LayeredWriter`] sealing part `part` (0 for a single-part object) into `out`.
+///
+/// # Errors
+///
+/// As [`SealWriter::new_part`].
+pub fn layered_writer<W: Write>(
+    out: W,
+    inner: &DataKey,
+    outer: &DataKey,
+    part: u32,
+) -> Result<LayeredWriter<W>, Error> {
+    super::check_part(part)?;
+    let outer_w = SealWriter::for_message_on(out, outer.expose(), &outer_context(part), OUTER)?;
+    SealWriter::new_part(outer_w, inner, part)
+}
+
+/// Finishes both layers; returns the writer and the plaintext length.
+///
+/// # Errors
+///
+/// As [`SealWriter::finish`].
+pub fn finish_layered<W: Write>(w: LayeredWriter<W>) -> Result<(W, u64), Error> {
+    let (outer, n) = w.finish()?;
+    let (out, _) = outer.finish()?;
+    Ok((out, n))
 }
 
 /// Where each part's two layers lie: the inner message's span within the (virtual) concatenation of
@@ -151,6 +184,26 @@ impl Verified<'_> {
         let mut out = vec![0u8; size as usize];
         open_two(self.dek(), outer, part, data, &mut out)?;
         Ok(out)
+    }
+
+    /// A streaming reader of part `part` of a two-layer object (0 for a single-part one): the outer
+    /// layer read from `src` on the portable backend, the inner from it; each releases a chunk only
+    /// once it authenticated, and reads exactly its authenticated length.
+    ///
+    /// # Errors
+    ///
+    /// As [`Verified::part_reader`].
+    pub fn layered_part_reader<R: Read>(
+        &self,
+        src: R,
+        outer: &DataKey,
+        part: u32,
+    ) -> Result<OpenReader<OpenReader<R>>, Error> {
+        let size = self.part_size(part)?;
+        let inner_len = checked_sealed_len(size)?;
+        let outer_r =
+            OpenReader::with_len_on(src, outer.expose(), &outer_context(part), inner_len, OUTER)?;
+        OpenReader::with_len(outer_r, self.dek().expose(), &part_context(part), size)
     }
 
     /// A range read of a two-layer object stored as `stored_len` bytes: only the outer chunks that
@@ -270,5 +323,35 @@ impl<S: ReadAt + ?Sized> ReadAt for OuterView<'_, S> {
             done += n;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outer layer is a standard Cobblestone-256 message (it opens on the dispatched backend too),
+    /// run on the portable backend, whatever the inner one is.
+    #[test]
+    fn the_outer_layer_is_cobblestone_on_the_portable_backend() {
+        let (inner, outer) = (DataKey::generate(), DataKey::generate());
+        let data: Vec<u8> = (0..50_000u32).map(|i| i as u8).collect();
+        let sealed = seal_layered_part(&inner, &outer, 3, &data).unwrap();
+        assert_eq!(sealed.len() as u64, layered_len(data.len() as u64));
+        let header: &[u8; HEADER_LEN] = sealed[..HEADER_LEN].try_into().unwrap();
+        let key =
+            MessageKey::for_header_on(outer.expose(), header, &outer_context(3), OUTER).unwrap();
+        assert_eq!(key.backend(), Backend::Portable);
+        let mut inner_msg =
+            vec![0u8; cobblestone::plaintext_len(sealed.len() as u64).unwrap() as usize];
+        cobblestone::open_into(outer.expose(), &outer_context(3), &sealed, &mut inner_msg).unwrap();
+        let mut out = vec![0u8; data.len()];
+        cobblestone::open_into(inner.expose(), &part_context(3), &inner_msg, &mut out).unwrap();
+        assert_eq!(out, data);
+        // The two keys are not interchangeable.
+        assert_eq!(
+            cobblestone::open_into(inner.expose(), &outer_context(3), &sealed, &mut inner_msg),
+            Err(Error::WrongKey)
+        );
     }
 }

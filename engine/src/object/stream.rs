@@ -58,8 +58,18 @@ impl<W: Write> SealWriter<W> {
     /// # Errors
     ///
     /// [`Error::InvalidKeySize`], [`Error::Backend`], or `inner`'s write error.
-    pub fn for_message(mut inner: W, input_key: &[u8], context: &[u8]) -> Result<Self, Error> {
-        let key = MessageKey::derive(input_key, &random_salt(), context)?;
+    pub fn for_message(inner: W, input_key: &[u8], context: &[u8]) -> Result<Self, Error> {
+        Self::for_message_on(inner, input_key, context, None)
+    }
+
+    /// [`SealWriter::for_message`] on a chosen backend (the outer layer of DSSE-KMS).
+    pub(crate) fn for_message_on(
+        mut inner: W,
+        input_key: &[u8],
+        context: &[u8],
+        backend: Option<crate::aead::Backend>,
+    ) -> Result<Self, Error> {
+        let key = MessageKey::derive_on(input_key, &random_salt(), context, backend)?;
         inner.write_all(&key.header())?;
         Ok(SealWriter {
             inner,
@@ -215,7 +225,18 @@ impl<R: Read> OpenReader<R> {
         context: &[u8],
         len: u64,
     ) -> Result<Self, Error> {
-        let mut r = Self::open_header(inner, input_key, context)?;
+        Self::with_len_on(inner, input_key, context, len, None)
+    }
+
+    /// [`OpenReader::with_len`] on a chosen backend (the outer layer of DSSE-KMS).
+    pub(crate) fn with_len_on(
+        inner: R,
+        input_key: &[u8],
+        context: &[u8],
+        len: u64,
+        backend: Option<crate::aead::Backend>,
+    ) -> Result<Self, Error> {
+        let mut r = Self::open_header(inner, input_key, context, backend)?;
         if len > super::MAX_OBJECT_SIZE {
             return Err(Error::TooLarge);
         }
@@ -232,11 +253,16 @@ impl<R: Read> OpenReader<R> {
     /// [`Error::BadLayout`] for an object part's context, or `inner`'s read error.
     pub fn for_message(inner: R, input_key: &[u8], context: &[u8]) -> Result<Self, Error> {
         super::refuse_object_context(context)?;
-        Self::open_header(inner, input_key, context)
+        Self::open_header(inner, input_key, context, None)
     }
 
     /// Reads the header and checks the commitment.
-    fn open_header(mut inner: R, input_key: &[u8], context: &[u8]) -> Result<Self, Error> {
+    fn open_header(
+        mut inner: R,
+        input_key: &[u8],
+        context: &[u8],
+        backend: Option<crate::aead::Backend>,
+    ) -> Result<Self, Error> {
         if input_key.len() != 32 {
             return Err(Error::InvalidKeySize);
         }
@@ -245,7 +271,7 @@ impl<R: Read> OpenReader<R> {
         if n < HEADER_LEN {
             return Err(Error::Truncated);
         }
-        let key = MessageKey::for_header(input_key, &header, context)?;
+        let key = MessageKey::for_header_on(input_key, &header, context, backend)?;
         Ok(OpenReader {
             inner,
             key,

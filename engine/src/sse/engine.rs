@@ -1,5 +1,6 @@
 //! [`SseEngine`]: S3's encryption decisions for each operation, and the plans that carry them out.
 
+use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -10,7 +11,8 @@ use super::headers::{self, CustomerKey, Headers, SseHeaders, customer_key_group}
 use super::{BucketConfig, DefaultAlgorithm, Operation, RequestContext, S3Error, quote, ssec};
 use crate::keys::{DataKey, EncryptionContext, KeyError, KeyProvider, KeySpec, WrappedKey};
 use crate::object::{
-    self, ByteRange, MAX_PART_NUMBER, ObjectMeta, PartEntry, RangeRead, ReadAt, SseMode,
+    self, ByteRange, LayeredWriter, MAX_PART_NUMBER, ObjectMeta, OpenReader, PartEntry, RangeRead,
+    ReadAt, SealWriter, SseMode,
 };
 
 /// The provider key id of the engine-owned SSE-S3 root key (created on first use, rotated every
@@ -79,6 +81,66 @@ impl ObjectKeys {
             object::layered_len(plaintext_len)
         } else {
             object::sealed_len(plaintext_len)
+        }
+    }
+}
+
+/// A streaming writer of one part (or a single-part object) in the plan's layers.
+#[derive(Debug)]
+pub enum ObjectWriter<W: Write> {
+    /// One layer.
+    One(Box<SealWriter<W>>),
+    /// Two layers (DSSE-KMS).
+    Two(Box<LayeredWriter<W>>),
+}
+
+impl<W: Write> Write for ObjectWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ObjectWriter::One(w) => w.write(buf),
+            ObjectWriter::Two(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ObjectWriter::One(w) => w.flush(),
+            ObjectWriter::Two(w) => w.flush(),
+        }
+    }
+}
+
+impl<W: Write> ObjectWriter<W> {
+    /// Seals what is buffered as the message's final chunks; returns the writer and the plaintext
+    /// length.
+    ///
+    /// # Errors
+    ///
+    /// 500 InternalError when writing failed.
+    pub fn finish(self) -> Result<(W, u64), S3Error> {
+        match self {
+            ObjectWriter::One(w) => w.finish(),
+            ObjectWriter::Two(w) => object::finish_layered(*w),
+        }
+        .map_err(object_error)
+    }
+}
+
+/// A streaming reader of one part (or a single-part object) through the object's layers; releases
+/// only authenticated chunks.
+#[derive(Debug)]
+pub enum ObjectReader<R: Read> {
+    /// One layer.
+    One(Box<OpenReader<R>>),
+    /// Two layers (DSSE-KMS).
+    Two(Box<OpenReader<OpenReader<R>>>),
+}
+
+impl<R: Read> Read for ObjectReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ObjectReader::One(r) => r.read(buf),
+            ObjectReader::Two(r) => r.read(buf),
         }
     }
 }
@@ -844,6 +906,56 @@ impl WritePlan {
         Ok(self.meta)
     }
 
+    /// A streaming writer of part `part` (0 for a single-part object) into `out`; memory stays
+    /// bounded whatever the size.
+    ///
+    /// # Errors
+    ///
+    /// 400 InvalidArgument for a part number over 10000; `out`'s write error as 500.
+    pub fn part_writer<W: Write>(&self, out: W, part: u32) -> Result<ObjectWriter<W>, S3Error> {
+        if part > MAX_PART_NUMBER {
+            return Err(S3Error::invalid_argument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+            ));
+        }
+        match &self.keys.outer {
+            None => SealWriter::new_part(out, &self.keys.inner, part)
+                .map(|w| ObjectWriter::One(Box::new(w))),
+            Some(outer) => object::layered_writer(out, &self.keys.inner, outer, part)
+                .map(|w| ObjectWriter::Two(Box::new(w))),
+        }
+        .map_err(object_error)
+    }
+
+    /// The metadata of a multipart object sealed part by part with [`WritePlan::part_writer`] (the
+    /// part table in ascending order), authenticated.
+    ///
+    /// # Errors
+    ///
+    /// 400 InvalidPartOrder, EntityTooLarge.
+    pub fn finish_parts(mut self, parts: Vec<PartEntry>) -> Result<ObjectMeta, S3Error> {
+        if parts.windows(2).any(|w| w[0].number >= w[1].number)
+            || parts
+                .iter()
+                .any(|p| p.number == 0 || p.number > MAX_PART_NUMBER)
+        {
+            return Err(S3Error::new(
+                "InvalidPartOrder",
+                400,
+                "The list of parts was not in ascending order.",
+            ));
+        }
+        self.meta.size = parts
+            .iter()
+            .try_fold(0u64, |a, p| a.checked_add(p.size))
+            .ok_or_else(|| S3Error::new("EntityTooLarge", 400, "the parts add up to too much"))?;
+        self.meta.parts = parts;
+        self.meta
+            .authenticate(&self.keys.inner)
+            .map_err(|e| S3Error::new("EntityTooLarge", 400, e.to_string()))?;
+        Ok(self.meta)
+    }
+
     /// [`WritePlan::seal`] and [`WritePlan::finish`] in one: the stored data and its metadata.
     ///
     /// # Errors
@@ -910,6 +1022,43 @@ impl ReadPlan {
         match &keys.outer {
             None => v.open_part(part, stored),
             Some(outer) => v.open_layered_part(outer, part, stored),
+        }
+        .map_err(object_error)
+    }
+
+    /// A streaming reader of part `part`'s stored data (0: a single-part object), reading exactly
+    /// the part's authenticated stored length from `src`.
+    ///
+    /// # Errors
+    ///
+    /// 500 InternalError when the metadata does not verify or the part is not in it.
+    pub fn part_reader<R: Read>(&self, src: R, part: u32) -> Result<ObjectReader<R>, S3Error> {
+        let keys = self.keys()?;
+        let v = self.meta.verify(&keys.inner).map_err(object_error)?;
+        match &keys.outer {
+            None => v
+                .part_reader(src, part)
+                .map(|r| ObjectReader::One(Box::new(r))),
+            Some(outer) => v
+                .layered_part_reader(src, outer, part)
+                .map(|r| ObjectReader::Two(Box::new(r))),
+        }
+        .map_err(object_error)
+    }
+
+    /// The stored length of part `part` (0: a single-part object) in the object's layers.
+    ///
+    /// # Errors
+    ///
+    /// 500 InternalError when the part is not in the metadata.
+    pub fn stored_part_len(&self, part: u32) -> Result<u64, S3Error> {
+        let keys = self.keys()?;
+        let v = self.meta.verify(&keys.inner).map_err(object_error)?;
+        let size = v.part_size(part).map_err(object_error)?;
+        if keys.outer.is_some() {
+            object::checked_layered_len(size)
+        } else {
+            object::checked_sealed_len(size)
         }
         .map_err(object_error)
     }
