@@ -12,13 +12,16 @@ use serde_json::json;
 use crate::escape::{escape, escape_json};
 use crate::pipe::{ReadAhead, WriteBehind};
 use crate::providers::Providers;
+use crate::sse_cmd::{self, SseFlags};
+use ssekit::engine::sse::{ObjectReader, ObjectWriter, Operation, ReadPlan, WritePlan};
+use ssekit::keys::DataKey;
 use ssekit::keys::{
     EncryptionContext, KeyError, KeyInfo, KeyProvider, KeySpec, KeyState, LocalKeyring, WrappedKey,
     format_time,
 };
 use ssekit::object::{
-    self, ByteRange, ObjectMeta, PartEntry, ReadAt, SealWriter, SseMode, read_container_header,
-    write_container_header,
+    self, ByteRange, ObjectMeta, PartEntry, ReadAt, SealWriter, SseMode, Verified,
+    read_container_header, write_container_header,
 };
 
 /// The key `put` uses when no `--key-id` is given; created on first use.
@@ -309,6 +312,38 @@ fn messages(meta: &ObjectMeta) -> Vec<(u32, Option<u64>)> {
         .collect()
 }
 
+/// What seals a `put`'s messages: the raw envelope's data key, or an S3 plan.
+enum Sealer {
+    Raw(DataKey),
+    S3(WritePlan),
+}
+
+impl Sealer {
+    fn writer<W: Write>(&self, out: W, part: u32) -> Result<ObjectWriter<W>, String> {
+        match self {
+            Sealer::Raw(dek) => SealWriter::new_part(out, dek, part)
+                .map(|w| ObjectWriter::One(Box::new(w)))
+                .map_err(|e| e.to_string()),
+            Sealer::S3(plan) => plan.part_writer(out, part).map_err(sse_cmd::s3),
+        }
+    }
+
+    /// The final metadata, authenticated: `meta` with its size (and part table) set.
+    fn finish(self, mut meta: ObjectMeta) -> Result<ObjectMeta, String> {
+        match self {
+            Sealer::Raw(dek) => {
+                meta.authenticate(&dek).map_err(|e| e.to_string())?;
+                Ok(meta)
+            }
+            Sealer::S3(plan) if meta.parts.is_empty() => {
+                plan.finish(meta.size).map_err(sse_cmd::s3)
+            }
+            Sealer::S3(plan) => plan.finish_parts(meta.parts).map_err(sse_cmd::s3),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn put(
     ps: &Providers,
     input: &str,
@@ -316,16 +351,36 @@ pub fn put(
     key_id: Option<&str>,
     context: &[String],
     part_size: Option<&str>,
+    sse: &SseFlags,
 ) -> Outcome {
     let context = parse_context(context)?;
     let part_size = part_size.map(parse_part_size).transpose()?;
-    let ring = ps.open_chosen()?;
-    let (id, mode) = match key_id {
-        Some(id) => (id, SseMode::SseKms),
-        None => {
-            ring.ensure_key(DEFAULT_KEY).map_err(|e| e.to_string())?;
-            (DEFAULT_KEY, SseMode::SseS3)
+    let (sealer, mut meta) = if sse.any() {
+        if key_id.is_some() {
+            return Err(
+                "--key-id names the raw envelope's key: with the S3 flags use --sse aws:kms --kms-key-id ID"
+                    .into(),
+            );
         }
+        let plan = sse_cmd::plan_put(ps, sse, &context, output)?;
+        let meta = plan.upload_meta().clone();
+        (Sealer::S3(plan), meta)
+    } else {
+        let ring = ps.open_chosen()?;
+        let (id, mode) = match key_id {
+            Some(id) => (id, SseMode::SseKms),
+            None => {
+                ring.ensure_key(DEFAULT_KEY).map_err(|e| e.to_string())?;
+                (DEFAULT_KEY, SseMode::SseS3)
+            }
+        };
+        let (dek, wrapped) = ring
+            .generate_data_key(id, &context)
+            .map_err(|e| e.to_string())?;
+        (
+            Sealer::Raw(dek),
+            ObjectMeta::new(mode, context, vec![wrapped]),
+        )
     };
     let (src, len) = open_input(input)?;
     // The part table is written before the data, so it needs the size up front.
@@ -338,11 +393,7 @@ pub fn put(
             );
         }
     };
-    let (dek, wrapped) = ring
-        .generate_data_key(id, &context)
-        .map_err(|e| e.to_string())?;
     let mut out = SeekableOutput::create(output)?;
-    let mut meta = ObjectMeta::new(mode, context, vec![wrapped]);
     meta.size = parts.iter().map(|p| p.size).sum();
     meta.parts = parts;
     // The size and the MAC are written after the data is sealed: fixed-width fields, so the header
@@ -355,8 +406,7 @@ pub fn put(
         let mut writer = WriteBehind::spawn(s, out.file());
         let mut total = 0;
         for (number, size) in messages(&meta) {
-            let mut sealer =
-                SealWriter::new_part(writer, &dek, number).map_err(|e| e.to_string())?;
+            let mut sealer = sealer.writer(writer, number)?;
             let limited = &mut (&mut reader).take(size.unwrap_or(u64::MAX));
             pump(limited, &mut sealer, bar.as_ref()).map_err(|e| format!("{input}: {e}"))?;
             let (w, n) = sealer.finish().map_err(|e| format!("{output}: {e}"))?;
@@ -380,7 +430,7 @@ pub fn put(
         b.finish_and_clear();
     }
     meta.size = size;
-    meta.authenticate(&dek).map_err(|e| e.to_string())?;
+    let meta = sealer.finish(meta)?;
     let f = out.file();
     f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     let again = write_container_header(f, &meta).map_err(|e| e.to_string())?;
@@ -426,12 +476,42 @@ impl ReadAt for DataAt<'_> {
     }
 }
 
+/// What opens a `get`'s messages: the raw envelope's verified metadata, or an S3 read plan.
+enum Opener<'a> {
+    Raw(Verified<'a>),
+    S3(&'a ReadPlan),
+}
+
+impl Opener<'_> {
+    /// The stored length of message `part`, from the authenticated metadata.
+    fn stored_len(&self, part: u32) -> Result<u64, String> {
+        match self {
+            Opener::Raw(v) => v
+                .part_size(part)
+                .and_then(object::checked_sealed_len)
+                .map_err(|e| e.to_string()),
+            Opener::S3(plan) => plan.stored_part_len(part).map_err(sse_cmd::s3),
+        }
+    }
+
+    fn reader<R: Read>(&self, src: R, part: u32) -> Result<ObjectReader<R>, String> {
+        match self {
+            Opener::Raw(v) => v
+                .part_reader(src, part)
+                .map(|r| ObjectReader::One(Box::new(r)))
+                .map_err(|e| e.to_string()),
+            Opener::S3(plan) => plan.part_reader(src, part).map_err(sse_cmd::s3),
+        }
+    }
+}
+
 pub fn get(
     ps: &Providers,
     input: &str,
     output: &str,
     range: Option<&str>,
     context: &[String],
+    sse: &SseFlags,
 ) -> Outcome {
     let expected = parse_context(context)?;
     let range = range
@@ -448,8 +528,10 @@ pub fn get(
         let mut stdin = io::stdin();
         let (meta, _) = read_container_header(&mut stdin).map_err(|e| format!("stdin: {e}"))?;
         let mut out = Output::create(output)?;
-        return get_stream(ps, &meta, &expected, "stdin", &mut stdin, None, &mut out)
-            .and_then(|()| out.commit());
+        return get_stream(
+            ps, &meta, &expected, sse, "stdin", &mut stdin, None, &mut out,
+        )
+        .and_then(|()| out.commit());
     }
     let (file, meta, data_start, stored) = read_object(input)?;
     let mut out = Output::create(output)?;
@@ -459,6 +541,7 @@ pub fn get(
                 ps,
                 &meta,
                 &expected,
+                sse,
                 input,
                 &mut &file,
                 Some(stored),
@@ -467,20 +550,21 @@ pub fn get(
         }
         Some(r) => {
             check_context(&meta, &expected, input)?;
-            let dek = unwrap_dek(ps, &meta, input)?;
-            let read = meta
-                .verify(&dek)
-                .and_then(|v| {
-                    v.open_range(
-                        stored,
-                        r,
-                        &DataAt {
-                            file: &file,
-                            start: data_start,
-                        },
-                    )
-                })
-                .map_err(|e| format!("{input}: {e}"))?;
+            let at = DataAt {
+                file: &file,
+                start: data_start,
+            };
+            let read = if sse.any() || sse_cmd::is_s3_object(&meta) {
+                let plan = sse_cmd::plan_read(ps, sse, &meta, Operation::GetObject)
+                    .map_err(|e| format!("{input}: {e}"))?;
+                plan.open_range(stored, r, &at)
+                    .map_err(|e| format!("{input}: {e}"))?
+            } else {
+                let dek = unwrap_dek(ps, &meta, input)?;
+                meta.verify(&dek)
+                    .and_then(|v| v.open_range(stored, r, &at))
+                    .map_err(|e| format!("{input}: {e}"))?
+            };
             out.writer()
                 .write_all(&read.plaintext)
                 .map_err(|e| format!("{output}: {e}"))?;
@@ -489,8 +573,15 @@ pub fn get(
     out.commit()
 }
 
+/// `--context` on `get`: every pair given must be in the object's context (an S3-layer object's
+/// also holds its `aws:s3:arn`); for a raw envelope, the pairs must be its whole context.
 fn check_context(meta: &ObjectMeta, expected: &EncryptionContext, path: &str) -> Outcome {
-    if !expected.is_empty() && *expected != meta.context {
+    let matches = if sse_cmd::is_s3_object(meta) {
+        expected.iter().all(|(k, v)| meta.context.get(k) == Some(v))
+    } else {
+        *expected == meta.context
+    };
+    if !expected.is_empty() && !matches {
         return Err(format!(
             "{path}: the encryption context does not match the object's ({}); pass the pairs it was sealed with",
             context_text(&meta.context)
@@ -499,20 +590,30 @@ fn check_context(meta: &ObjectMeta, expected: &EncryptionContext, path: &str) ->
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn get_stream(
     ps: &Providers,
     meta: &ObjectMeta,
     expected: &EncryptionContext,
+    sse: &SseFlags,
     input: &str,
     src: &mut (dyn Read + Send),
     stored: Option<u64>,
     out: &mut Output,
 ) -> Outcome {
     check_context(meta, expected, input)?;
-    let dek = unwrap_dek(ps, meta, input)?;
+    let plan;
+    let dek;
     // Nothing is opened under metadata that does not verify: the mode, size and part table are
     // authenticated before the first chunk.
-    let verified = meta.verify(&dek).map_err(|e| format!("{input}: {e}"))?;
+    let opener = if sse.any() || sse_cmd::is_s3_object(meta) {
+        plan = sse_cmd::plan_read(ps, sse, meta, Operation::GetObject)
+            .map_err(|e| format!("{input}: {e}"))?;
+        Opener::S3(&plan)
+    } else {
+        dek = unwrap_dek(ps, meta, input)?;
+        Opener::Raw(meta.verify(&dek).map_err(|e| format!("{input}: {e}"))?)
+    };
     let bar = progress(stored, "opening");
     // Reading, opening and writing overlap: each on its own thread.
     let n = std::thread::scope(|s| -> Result<u64, String> {
@@ -526,12 +627,11 @@ fn get_stream(
             };
             // The reader reads exactly the part's authenticated length and fails if the data ends
             // sooner or its chunks do not end there.
-            let stored = verified
-                .part_size(number)
-                .and_then(object::checked_sealed_len)
+            let stored = opener
+                .stored_len(number)
                 .map_err(|e| format!("{at}: {e}"))?;
-            let mut reader = verified
-                .part_reader((&mut src).take(stored), number)
+            let mut reader = opener
+                .reader((&mut src).take(stored), number)
                 .map_err(|e| format!("{at}: {e}"))?;
             n += pump(&mut reader, &mut w, bar.as_ref())
                 .map_err(|e| format!("{at}: {}", object::Error::from(e)))?;
@@ -590,12 +690,25 @@ fn meta_json(meta: &ObjectMeta, stored: u64) -> serde_json::Value {
     })
 }
 
-pub fn inspect(input: &str, as_json: bool) -> Outcome {
+pub fn inspect(ps: &Providers, input: &str, as_json: bool, sse: &SseFlags) -> Outcome {
     let (_, meta, _, stored) = read_object(input)?;
+    // With S3 flags, what S3 answers a HEAD with: its checks (an SSE-C key must be the object's)
+    // and its response headers.
+    let head = if sse.any() {
+        let plan = sse_cmd::plan_read(ps, sse, &meta, Operation::HeadObject)
+            .map_err(|e| format!("{input}: {e}"))?;
+        Some(plan.response_headers().to_vec())
+    } else {
+        None
+    };
     if as_json {
+        let mut j = meta_json(&meta, stored);
+        if let Some(h) = &head {
+            j["response_headers"] = h.iter().map(|(n, v)| json!([n, v])).collect();
+        }
         println!(
             "{}",
-            escape_json(serde_json::to_string_pretty(&meta_json(&meta, stored)).expect("json"))
+            escape_json(serde_json::to_string_pretty(&j).expect("json"))
         );
         return Ok(());
     }
@@ -623,6 +736,9 @@ pub fn inspect(input: &str, as_json: bool) -> Outcome {
             println!("part:     {} ({} bytes)", p.number, p.size);
         }
     }
+    for (n, v) in head.iter().flatten() {
+        println!("header:   {}: {}", escape(n), escape(v));
+    }
     Ok(())
 }
 
@@ -631,6 +747,16 @@ pub fn rewrap(ps: &Providers, files: &[String]) -> Outcome {
         let (mut file, mut meta, _, _) = read_object(path)?;
         let mut changes = Vec::new();
         for k in &mut meta.keys {
+            // An SSE-C key is the customer's: nothing of ours wraps it. A data key under a bucket
+            // key moves to the KMS key's newest version when the next bucket key is generated.
+            if k.provider == "sse-c" || k.provider == ssekit::engine::sse::bucket_key::PROVIDER {
+                changes.push(format!(
+                    "`{}` wrapped by {}: nothing to rewrap",
+                    escape(&k.key_id),
+                    escape(&k.provider)
+                ));
+                continue;
+            }
             let ring = ps
                 .for_wrapped(&k.provider)
                 .map_err(|e| format!("{path}: {e}"))?;

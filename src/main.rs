@@ -14,6 +14,7 @@ mod commands;
 mod escape;
 mod pipe;
 mod providers;
+mod sse_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +51,10 @@ enum Command {
         /// each its own message, numbered from 1; the last part is shorter. Needs a file input.
         #[arg(long, value_name = "SIZE")]
         part_size: Option<String>,
+        /// S3 encryption: with any of these, the object is sealed as S3 would for a PUT with the
+        /// matching headers (--context pairs become the SSE-KMS encryption context).
+        #[command(flatten)]
+        sse: sse_cmd::SseFlags,
     },
     /// Open an object file (`-` = stdin) into a plaintext file (`-` = stdout); its data key is
     /// unwrapped by the provider that wrapped it.
@@ -64,6 +69,10 @@ enum Command {
         /// Expected encryption context pair (repeatable); the object's must match.
         #[arg(long = "context", value_name = "KEY=VALUE")]
         context: Vec<String>,
+        /// S3 flags, as S3's GET takes them: --sse-c-key-file for an SSE-C object (--sse and the
+        /// KMS flags are refused on reads, as S3 refuses those headers).
+        #[command(flatten)]
+        sse: sse_cmd::SseFlags,
     },
     /// Print an object's metadata (never key material).
     Inspect {
@@ -72,6 +81,10 @@ enum Command {
         /// As JSON.
         #[arg(long)]
         json: bool,
+        /// S3 flags, as S3's HEAD takes them: with any, the object's SSE-C key is checked and the
+        /// response headers S3 sends are printed.
+        #[command(flatten)]
+        sse: sse_cmd::SseFlags,
     },
     /// Move objects' wrapped keys to their key's newest version, touching only metadata.
     Rewrap {
@@ -194,6 +207,7 @@ fn main() -> ExitCode {
             key_id,
             context,
             part_size,
+            sse,
         } => commands::put(
             &ps,
             &input,
@@ -201,14 +215,16 @@ fn main() -> ExitCode {
             key_id.as_deref(),
             &context,
             part_size.as_deref(),
+            &sse,
         ),
         Command::Get {
             input,
             output,
             range,
             context,
-        } => commands::get(&ps, &input, &output, range.as_deref(), &context),
-        Command::Inspect { input, json } => commands::inspect(&input, json),
+            sse,
+        } => commands::get(&ps, &input, &output, range.as_deref(), &context, &sse),
+        Command::Inspect { input, json, sse } => commands::inspect(&ps, &input, json, &sse),
         Command::Rewrap { files } => commands::rewrap(&ps, &files),
         Command::Key(k) => commands::key(
             &ps,

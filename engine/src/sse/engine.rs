@@ -122,7 +122,7 @@ impl<W: Write> ObjectWriter<W> {
             ObjectWriter::One(w) => w.finish(),
             ObjectWriter::Two(w) => object::finish_layered(*w),
         }
-        .map_err(object_error)
+        .map_err(|e| S3Error::internal(format!("sealing failed: {e}")))
     }
 }
 
