@@ -315,7 +315,7 @@ fn messages(meta: &ObjectMeta) -> Vec<(u32, Option<u64>)> {
 /// What seals a `put`'s messages: the raw envelope's data key, or an S3 plan.
 enum Sealer {
     Raw(DataKey),
-    S3(WritePlan),
+    S3(Box<WritePlan>),
 }
 
 impl Sealer {
@@ -364,7 +364,7 @@ pub fn put(
         }
         let plan = sse_cmd::plan_put(ps, sse, &context, output)?;
         let meta = plan.upload_meta().clone();
-        (Sealer::S3(plan), meta)
+        (Sealer::S3(Box::new(plan)), meta)
     } else {
         let ring = ps.open_chosen()?;
         let (id, mode) = match key_id {
