@@ -1563,3 +1563,38 @@ fn reference_glob(p: &[u8], t: &[u8]) -> bool {
         Some((c, rest)) => t.first() == Some(c) && reference_glob(rest, &t[1..]),
     }
 }
+
+#[test]
+fn policies_are_shareable_and_debuggable() {
+    fn shareable<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    shareable::<Policy>();
+    shareable::<PolicyError>();
+    shareable::<ConditionContext>();
+    let p = parse(SEED);
+    let q = p.clone();
+    let shared = std::sync::Arc::new(q);
+    let t = {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            shared
+                .evaluate(&PolicyRequest {
+                    principal: ANON,
+                    action: PUT,
+                    resource: OBJ,
+                    conditions: &(),
+                })
+                .decision
+        })
+    };
+    assert_eq!(t.join().ok(), Some(Deny));
+    let debug = format!("{p:?}");
+    assert!(debug.contains("DenyUnencryptedPut"), "{debug}");
+    let req = PolicyRequest {
+        principal: ALICE,
+        action: PUT,
+        resource: OBJ,
+        conditions: &[(KEY_SSE, "AES256")],
+    };
+    assert!(format!("{req:?}").contains("AES256"));
+    assert!(format!("{:?}", p.evaluate(&req)).contains("NoMatch"));
+}

@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(!policy.is_empty());
     let kms = ConditionContext::new()
         .with(KEY_SSE, "aws:kms")
-        .with(KEY_SSE_KMS_KEY_ID, "arn:aws:kms:us-east-1:111122223333:key/k")
+        .with(
+            KEY_SSE_KMS_KEY_ID,
+            "arn:aws:kms:us-east-1:111122223333:key/k",
+        )
         .with(KEY_SECURE_TRANSPORT, "true");
     let requests: [(&str, &str, &str, &dyn ConditionValues); 5] = [
         ("", "s3:PutObject", "arn:aws:s3:::my-secure-bucket/k", &()),
