@@ -208,6 +208,7 @@ pub fn plan_read(
             op,
             &flags.headers(&EncryptionContext::new())?,
             &read_context(flags, meta),
+            &BucketConfig::default(),
             meta,
         )
         .map_err(s3)

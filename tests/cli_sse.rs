@@ -76,7 +76,9 @@ fn every_mode_round_trips_through_the_cli() {
     for mode in MODES {
         let ssec = mode[0] == "--sse-c-key-file";
         for parts in [None, Some("64K")] {
-            let mut args = vec!["put", "in", "obj", "--bucket", "photos", "--object", "a/b.jpg"];
+            let mut args = vec![
+                "put", "in", "obj", "--bucket", "photos", "--object", "a/b.jpg",
+            ];
             args.extend_from_slice(mode);
             if let Some(p) = parts {
                 args.extend_from_slice(&["--part-size", p]);
@@ -87,11 +89,18 @@ fn every_mode_round_trips_through_the_cli() {
                 get.extend_from_slice(&["--sse-c-key-file", "ck"]);
             }
             h.ok(&get);
-            assert_eq!(std::fs::read(h.path("out")).unwrap(), plain, "{mode:?} {parts:?}");
+            assert_eq!(
+                std::fs::read(h.path("out")).unwrap(),
+                plain,
+                "{mode:?} {parts:?}"
+            );
             let mut ranged = get.clone();
             ranged.extend_from_slice(&["--range", "70000-70009"]);
             h.ok(&ranged);
-            assert_eq!(std::fs::read(h.path("out")).unwrap(), &plain[70_000..70_010]);
+            assert_eq!(
+                std::fs::read(h.path("out")).unwrap(),
+                &plain[70_000..70_010]
+            );
             let mut inspect = vec!["inspect", "obj", "--bucket", "photos"];
             if ssec {
                 inspect.extend_from_slice(&["--sse-c-key-file", "ck"]);
@@ -103,13 +112,21 @@ fn every_mode_round_trips_through_the_cli() {
                 "aws:kms:dsse" => "x-amz-server-side-encryption: aws:kms:dsse",
                 _ => "x-amz-server-side-encryption-customer-algorithm: AES256",
             };
-            assert!(shown.contains(&format!("header:   {expected_mode}\n")), "{shown}");
-            assert!(shown.contains("context:  aws:s3:arn=arn:aws:s3:::photos/a/b.jpg"), "{shown}");
+            assert!(
+                shown.contains(&format!("header:   {expected_mode}\n")),
+                "{shown}"
+            );
+            assert!(
+                shown.contains("context:  aws:s3:arn=arn:aws:s3:::photos/a/b.jpg"),
+                "{shown}"
+            );
             if mode.contains(&"--bucket-key") {
                 assert!(shown.contains("x-amz-server-side-encryption-bucket-key-enabled: true"));
             }
             if mode.contains(&"k1") {
-                assert!(shown.contains("aws-kms-key-id: arn:aws:kms:us-east-1:000000000000:key/k1"));
+                assert!(
+                    shown.contains("aws-kms-key-id: arn:aws:kms:us-east-1:000000000000:key/k1")
+                );
             }
         }
     }
@@ -121,7 +138,10 @@ fn s3_errors_come_out_with_their_codes() {
     write(&h.path("in"), b"secret body");
     write(&h.path("ck"), &[1u8; 32]);
     // The key file as base64 works as well as raw bytes.
-    write(&h.path("ck64"), b"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n");
+    write(
+        &h.path("ck64"),
+        b"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n",
+    );
     write(&h.path("other"), &[2u8; 32]);
     write(&h.path("short"), &[3u8; 16]);
     h.ok(&["put", "in", "c.obj", "--sse-c-key-file", "ck"]);
@@ -129,18 +149,78 @@ fn s3_errors_come_out_with_their_codes() {
     assert_eq!(std::fs::read(h.path("out")).unwrap(), b"secret body");
     let cases: &[(&[&str], &str)] = &[
         (&["get", "c.obj", "x"], "InvalidRequest (400)"),
-        (&["get", "c.obj", "x", "--sse-c-key-file", "other"], "AccessDenied (403)"),
-        (&["inspect", "c.obj", "--sse-c-key-file", "other"], "AccessDenied (403)"),
-        (&["get", "c.obj", "x", "--sse-c-key-file", "ck", "--sse", "AES256"], "InvalidArgument (400)"),
-        (&["put", "in", "o", "--sse-c-key-file", "short"], "must hold 32 raw bytes"),
-        (&["put", "in", "o", "--sse", "AES192"], "InvalidArgument (400)"),
-        (&["put", "in", "o", "--sse", "aes:kms"], "InvalidArgument (400)"),
-        (&["put", "in", "o", "--sse", "AES256", "--kms-key-id", "k"], "InvalidArgument (400)"),
-        (&["put", "in", "o", "--kms-key-id", "k"], "InvalidArgument (400)"),
-        (&["put", "in", "o", "--sse", "AES256", "--sse-c-key-file", "ck"], "InvalidArgument (400)"),
-        (&["put", "in", "o", "--sse", "aws:kms:dsse", "--bucket-key"], "InvalidArgument (400)"),
-        (&["put", "in", "o", "--sse", "aws:kms", "--kms-key-id", "nosuch"], "KMS.NotFoundException (400)"),
-        (&["put", "in", "o", "--sse", "aws:kms", "--key-id", "k"], "--key-id names the raw envelope's key"),
+        (
+            &["get", "c.obj", "x", "--sse-c-key-file", "other"],
+            "AccessDenied (403)",
+        ),
+        (
+            &["inspect", "c.obj", "--sse-c-key-file", "other"],
+            "AccessDenied (403)",
+        ),
+        (
+            &[
+                "get",
+                "c.obj",
+                "x",
+                "--sse-c-key-file",
+                "ck",
+                "--sse",
+                "AES256",
+            ],
+            "InvalidArgument (400)",
+        ),
+        (
+            &["put", "in", "o", "--sse-c-key-file", "short"],
+            "must hold 32 raw bytes",
+        ),
+        (
+            &["put", "in", "o", "--sse", "AES192"],
+            "InvalidArgument (400)",
+        ),
+        (
+            &["put", "in", "o", "--sse", "aes:kms"],
+            "InvalidArgument (400)",
+        ),
+        (
+            &["put", "in", "o", "--sse", "AES256", "--kms-key-id", "k"],
+            "InvalidArgument (400)",
+        ),
+        (
+            &["put", "in", "o", "--kms-key-id", "k"],
+            "InvalidArgument (400)",
+        ),
+        (
+            &[
+                "put",
+                "in",
+                "o",
+                "--sse",
+                "AES256",
+                "--sse-c-key-file",
+                "ck",
+            ],
+            "InvalidArgument (400)",
+        ),
+        (
+            &["put", "in", "o", "--sse", "aws:kms:dsse", "--bucket-key"],
+            "InvalidArgument (400)",
+        ),
+        (
+            &[
+                "put",
+                "in",
+                "o",
+                "--sse",
+                "aws:kms",
+                "--kms-key-id",
+                "nosuch",
+            ],
+            "KMS.NotFoundException (400)",
+        ),
+        (
+            &["put", "in", "o", "--sse", "aws:kms", "--key-id", "k"],
+            "--key-id names the raw envelope's key",
+        ),
     ];
     for (args, want) in cases {
         let err = h.fails(args);
@@ -152,12 +232,22 @@ fn s3_errors_come_out_with_their_codes() {
     let err = h.fails(&["put", "in", "o", "--sse", "aws:kms", "--kms-key-id", "off"]);
     assert!(err.contains("KMS.DisabledException (400)"), "{err}");
     h.ok(&["key", "create", "--id", "doomed"]);
-    h.ok(&["put", "in", "d.obj", "--sse", "aws:kms", "--kms-key-id", "doomed"]);
+    h.ok(&[
+        "put",
+        "in",
+        "d.obj",
+        "--sse",
+        "aws:kms",
+        "--kms-key-id",
+        "doomed",
+    ]);
     h.ok(&["key", "schedule-deletion", "doomed", "--days", "7"]);
     let err = h.fails(&["get", "d.obj", "x"]);
     assert!(err.contains("KMS.KMSInvalidStateException (400)"), "{err}");
     // An object opened under another name does not open: its keys are bound to its name.
-    h.ok(&["put", "in", "n.obj", "--sse", "AES256", "--bucket", "b", "--object", "k"]);
+    h.ok(&[
+        "put", "in", "n.obj", "--sse", "AES256", "--bucket", "b", "--object", "k",
+    ]);
     h.ok(&["get", "n.obj", "x"]);
     let err = h.fails(&["get", "n.obj", "x", "--object", "other"]);
     assert!(err.contains("InternalError (500)"), "{err}");

@@ -29,7 +29,7 @@
 //! let plan = engine.plan_write(Operation::PutObject, &put, &ctx, &bucket).unwrap();
 //! let (stored, meta) = plan.seal_object(b"meow").unwrap();
 //!
-//! let get = engine.plan_read(Operation::GetObject, &Headers::new(), &ctx, &meta).unwrap();
+//! let get = engine.plan_read(Operation::GetObject, &Headers::new(), &ctx, &BucketConfig::default(), &meta).unwrap();
 //! assert_eq!(get.open(&stored).unwrap(), b"meow");
 //! assert_eq!(get.response_headers()[0], ("x-amz-server-side-encryption".into(), "aws:kms".into()));
 //! ```

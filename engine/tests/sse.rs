@@ -195,7 +195,13 @@ fn put(r: &Rig, m: Mode, key: &str, data: &[u8]) -> (Vec<u8>, ObjectMeta) {
 
 fn get(r: &Rig, m: Mode, key: &str, meta: &ObjectMeta) -> ssekit_engine::sse::ReadPlan {
     r.engine
-        .plan_read(Operation::GetObject, &read_headers(m), &ctx(key), meta)
+        .plan_read(
+            Operation::GetObject,
+            &read_headers(m),
+            &ctx(key),
+            &BucketConfig::default(),
+            meta,
+        )
         .unwrap()
 }
 
@@ -232,7 +238,13 @@ fn every_mode_puts_gets_heads_and_reads_ranges() {
             assert_eq!(g.response_headers(), expected_headers(m).as_slice());
             let h = r
                 .engine
-                .plan_read(Operation::HeadObject, &read_headers(m), &ctx("obj"), &meta)
+                .plan_read(
+                    Operation::HeadObject,
+                    &read_headers(m),
+                    &ctx("obj"),
+                    &BucketConfig::default(),
+                    &meta,
+                )
                 .unwrap();
             assert_eq!(h.response_headers(), expected_headers(m).as_slice());
             assert_eq!(h.size(), n as u64);
@@ -946,7 +958,13 @@ fn read_error_table() {
         for op in [Operation::GetObject, Operation::HeadObject] {
             let read = |h: Headers, secure: bool| {
                 r.engine
-                    .plan_read(op, &h, &ctx("o").secure(secure), &meta)
+                    .plan_read(
+                        op,
+                        &h,
+                        &ctx("o").secure(secure),
+                        &BucketConfig::default(),
+                        &meta,
+                    )
                     .map(|_| ())
                     .map_err(|e| code(&e))
             };
@@ -1001,12 +1019,24 @@ fn read_error_table() {
         r.provider.disable("k1").unwrap();
         let e = r
             .engine
-            .plan_read(Operation::GetObject, &Headers::new(), &ctx("later"), &meta)
+            .plan_read(
+                Operation::GetObject,
+                &Headers::new(),
+                &ctx("later"),
+                &BucketConfig::default(),
+                &meta,
+            )
             .unwrap_err();
         assert_eq!(code(&e), ("KMS.DisabledException", 400));
         assert!(
             r.engine
-                .plan_read(Operation::HeadObject, &Headers::new(), &ctx("later"), &meta)
+                .plan_read(
+                    Operation::HeadObject,
+                    &Headers::new(),
+                    &ctx("later"),
+                    &BucketConfig::default(),
+                    &meta
+                )
                 .is_ok()
         );
         r.provider.enable("k1").unwrap();
@@ -1202,7 +1232,13 @@ fn kms_context_is_the_object_arn_and_the_callers() {
         .unwrap();
     let e = r
         .engine
-        .plan_read(Operation::GetObject, &Headers::new(), &ctx("other"), &moved)
+        .plan_read(
+            Operation::GetObject,
+            &Headers::new(),
+            &ctx("other"),
+            &BucketConfig::default(),
+            &moved,
+        )
         .unwrap_err();
     assert_eq!(e.status, 500);
 }
@@ -1239,7 +1275,13 @@ fn bucket_keys_cut_provider_calls_without_sharing_data_keys() {
             );
             let g = r
                 .engine
-                .plan_read(Operation::GetObject, &Headers::new(), &ctx(&key), &meta)
+                .plan_read(
+                    Operation::GetObject,
+                    &Headers::new(),
+                    &ctx(&key),
+                    &BucketConfig::default(),
+                    &meta,
+                )
                 .unwrap();
             assert_eq!(g.open(&stored).unwrap(), data);
         }
@@ -1294,6 +1336,7 @@ fn two_requesters_never_share_a_bucket_key() {
             Operation::GetObject,
             &Headers::new(),
             &ctx("a").principal(BOB),
+            &BucketConfig::default(),
             &ma,
         )
         .unwrap();
@@ -1307,7 +1350,13 @@ fn two_requesters_never_share_a_bucket_key() {
         .unwrap();
     let e = r
         .engine
-        .plan_read(Operation::GetObject, &Headers::new(), &ctx("zz"), &moved)
+        .plan_read(
+            Operation::GetObject,
+            &Headers::new(),
+            &ctx("zz"),
+            &BucketConfig::default(),
+            &moved,
+        )
         .unwrap_err();
     assert_eq!(e.status, 500);
 }
@@ -1452,4 +1501,216 @@ fn streaming_writers_and_readers_in_every_mode() {
             "{m:?}"
         );
     }
+}
+
+/// The seed study notes' policy, byte for byte.
+const SEED_POLICY: &str = r#"{
+"Version": "2012-10-17",
+"Statement": [
+{
+"Sid": "DenyUnencryptedPut",
+"Effect": "Deny",
+"Principal": "*",
+"Action": "s3:PutObject",
+"Resource": "arn:aws:s3:::my-secure-bucket/*",
+"Condition": {
+"StringNotEquals": {
+"s3:x-amz-server-side-encryption": "AES256"
+}
+}
+}
+]
+}"#;
+
+fn policy_bucket(json: &str) -> BucketConfig {
+    BucketConfig {
+        encryption: None,
+        policy: Some(ssekit_engine::sse::policy::Policy::parse(json).unwrap()),
+    }
+}
+
+/// Bucket policies run on the raw request, before the SSE headers are checked: the seed policy
+/// denies a PUT with `AES192` (403), not refuses it as a bad header (400).
+#[test]
+fn bucket_policies_are_evaluated_on_the_raw_request() {
+    let r = rig();
+    let b = policy_bucket(SEED_POLICY);
+    let c = RequestContext::new("my-secure-bucket", "doc.pdf")
+        .principal(ALICE)
+        .secure(true);
+    let put = |h: &Headers| {
+        r.engine
+            .plan_write(Operation::PutObject, h, &c, &b)
+            .map(|p| p.mode())
+            .map_err(|e| code(&e))
+    };
+    let sse = |v: &str| with(Headers::new(), &[("x-amz-server-side-encryption", v)]);
+    let denied = Err(("AccessDenied", 403));
+    assert_eq!(
+        put(&Headers::new()),
+        denied,
+        "no header: denied even though the default encrypts"
+    );
+    assert_eq!(
+        put(&sse("AES192")),
+        denied,
+        "the policy answers before the header check"
+    );
+    assert_eq!(put(&sse("aws:kms")), denied);
+    assert_eq!(put(&write_headers(Mode::SseC)), denied);
+    assert_eq!(put(&sse("AES256")), Ok(SseMode::SseS3));
+    // Without the policy, AES192 is S3's 400.
+    assert_eq!(
+        put_err(&r, &sse("AES192"), true),
+        Err(("InvalidArgument", 400))
+    );
+    // Another bucket, and GETs, are not the statement's.
+    let other = RequestContext::new("other-bucket", "doc.pdf").secure(true);
+    assert!(
+        r.engine
+            .plan_write(Operation::PutObject, &Headers::new(), &other, &b)
+            .is_ok()
+    );
+    let (_, meta) = r
+        .engine
+        .plan_write(Operation::PutObject, &sse("AES256"), &c, &b)
+        .unwrap()
+        .seal_object(b"pdf")
+        .unwrap();
+    assert!(
+        r.engine
+            .plan_read(Operation::GetObject, &Headers::new(), &c, &b, &meta)
+            .is_ok()
+    );
+    // Multipart: CreateMultipartUpload carries the header; the parts and Complete are judged by
+    // the upload's own encryption.
+    let up = r
+        .engine
+        .plan_write(Operation::CreateMultipartUpload, &sse("AES256"), &c, &b)
+        .unwrap()
+        .upload_meta()
+        .clone();
+    let part = r.engine.plan_part(&Headers::new(), &c, &b, &up, 1).unwrap();
+    let sealed = part.seal(b"part one").unwrap();
+    let (meta, _) = r
+        .engine
+        .complete(
+            &Headers::new(),
+            &c,
+            &b,
+            &up,
+            &[PartEntry { number: 1, size: 8 }],
+        )
+        .unwrap();
+    let g = r
+        .engine
+        .plan_read(Operation::GetObject, &Headers::new(), &c, &b, &meta)
+        .unwrap();
+    assert_eq!(g.open(&sealed).unwrap(), b"part one");
+    assert_eq!(
+        r.engine
+            .plan_write(Operation::CreateMultipartUpload, &sse("aws:kms"), &c, &b)
+            .map(|p| p.mode())
+            .map_err(|e| code(&e)),
+        denied
+    );
+}
+
+#[test]
+fn secure_transport_ssec_and_default_deny_policies() {
+    let r = rig();
+    let tls = policy_bucket(
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"DenyInsecureTransport","Effect":"Deny",
+        "Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::bkt","arn:aws:s3:::bkt/*"],
+        "Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#,
+    );
+    let (_, meta) = put(&r, Mode::S3, "t", b"tls");
+    for op in [Operation::GetObject, Operation::HeadObject] {
+        let e = r
+            .engine
+            .plan_read(op, &Headers::new(), &ctx("t").secure(false), &tls, &meta)
+            .unwrap_err();
+        assert_eq!(code(&e), ("AccessDenied", 403));
+        assert!(
+            r.engine
+                .plan_read(op, &Headers::new(), &ctx("t"), &tls, &meta)
+                .is_ok()
+        );
+    }
+    let e = r
+        .engine
+        .plan_write(
+            Operation::PutObject,
+            &Headers::new(),
+            &ctx("t").secure(false),
+            &tls,
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), ("AccessDenied", 403));
+
+    let require_ssec = policy_bucket(
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"RequireSSEC","Effect":"Deny","Principal":"*",
+        "Action":"s3:PutObject","Resource":"arn:aws:s3:::bkt/*",
+        "Condition":{"Null":{"s3:x-amz-server-side-encryption-customer-algorithm":"true"}}}]}"#,
+    );
+    let w = |h: &Headers| {
+        r.engine
+            .plan_write(Operation::PutObject, h, &ctx("c"), &require_ssec)
+            .map(|p| p.mode())
+            .map_err(|e| code(&e))
+    };
+    assert_eq!(w(&write_headers(Mode::S3)), Err(("AccessDenied", 403)));
+    assert_eq!(w(&write_headers(Mode::SseC)), Ok(SseMode::SseC));
+
+    let kms_key_only = policy_bucket(
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"OnlyK2","Effect":"Deny","Principal":"*",
+        "Action":"s3:PutObject","Resource":"arn:aws:s3:::bkt/*",
+        "Condition":{"StringNotEqualsIfExists":{"s3:x-amz-server-side-encryption-aws-kms-key-id":
+        "arn:aws:kms:us-east-1:000000000000:key/k2"}}}]}"#,
+    );
+    let kms = |id: &str| {
+        let h = with(
+            Headers::new(),
+            &[
+                ("x-amz-server-side-encryption", "aws:kms"),
+                ("x-amz-server-side-encryption-aws-kms-key-id", id),
+            ],
+        );
+        r.engine
+            .plan_write(Operation::PutObject, &h, &ctx("k"), &kms_key_only)
+            .map(|_| ())
+            .map_err(|e| code(&e))
+    };
+    assert_eq!(kms("arn:aws:kms:us-east-1:000000000000:key/k2"), Ok(()));
+    assert_eq!(
+        kms("arn:aws:kms:us-east-1:000000000000:key/k1"),
+        Err(("AccessDenied", 403))
+    );
+
+    // An engine whose policies default to deny: only what a statement allows.
+    let strict = SseEngine::with_config(
+        r.provider.clone(),
+        r.provider.clone(),
+        ssekit_engine::sse::SseConfig {
+            default_allow: false,
+            ..Default::default()
+        },
+    );
+    let allow_alice = policy_bucket(&format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Alice","Effect":"Allow",
+        "Principal":{{"AWS":"{ALICE}"}},"Action":"s3:*","Resource":"arn:aws:s3:::bkt/*"}}]}}"#
+    ));
+    let as_who = |who: &str| {
+        strict
+            .plan_write(
+                Operation::PutObject,
+                &Headers::new(),
+                &ctx("s").principal(who),
+                &allow_alice,
+            )
+            .map(|_| ())
+            .map_err(|e| code(&e))
+    };
+    assert_eq!(as_who(ALICE), Ok(()));
+    assert_eq!(as_who(BOB), Err(("AccessDenied", 403)));
 }

@@ -240,7 +240,37 @@ impl SseEngine {
         ctx: &RequestContext,
         bucket: &BucketConfig,
     ) -> Result<(), S3Error> {
-        super::authorize::authorize(op, headers, ctx, bucket, self.config.default_allow)
+        super::authorize::authorize(op, headers, ctx, bucket, self.config.default_allow, &[])
+    }
+
+    /// [`SseEngine::authorize`] for a request on an upload in progress (UploadPart, UploadPartCopy,
+    /// CompleteMultipartUpload): those requests carry no `x-amz-server-side-encryption` header, so
+    /// the upload's own encryption fills the policy's SSE condition keys, and a policy requiring
+    /// encryption does not refuse the parts of an encrypted upload.
+    fn authorize_upload(
+        &self,
+        op: Operation,
+        headers: &Headers,
+        ctx: &RequestContext,
+        bucket: &BucketConfig,
+        upload: &ObjectMeta,
+    ) -> Result<(), S3Error> {
+        use super::policy::{KEY_SSE, KEY_SSE_CUSTOMER_ALGORITHM, KEY_SSE_KMS_KEY_ID};
+        let arn = upload.keys.first().map(|w| self.key_arn(&w.key_id));
+        let mut extra: Vec<(&str, &str)> = Vec::with_capacity(2);
+        match upload.mode {
+            SseMode::SseC => extra.push((KEY_SSE_CUSTOMER_ALGORITHM, "AES256")),
+            SseMode::SseS3 | SseMode::SseKms | SseMode::DsseKms => {
+                extra.push((KEY_SSE, upload.mode.s3_name()));
+                if upload.mode != SseMode::SseS3
+                    && let Some(a) = &arn
+                {
+                    extra.push((KEY_SSE_KMS_KEY_ID, a));
+                }
+            }
+            _ => {}
+        }
+        super::authorize::authorize(op, headers, ctx, bucket, self.config.default_allow, &extra)
     }
 
     /// Plans a write (PutObject, PostObject, CopyObject's target, CreateMultipartUpload): the
@@ -539,6 +569,7 @@ impl SseEngine {
         op: Operation,
         headers: &Headers,
         ctx: &RequestContext,
+        bucket: &BucketConfig,
         meta: &ObjectMeta,
     ) -> Result<ReadPlan, S3Error> {
         if !matches!(op, Operation::GetObject | Operation::HeadObject) {
@@ -547,6 +578,7 @@ impl SseEngine {
                 op.name()
             )));
         }
+        self.authorize(op, headers, ctx, bucket)?;
         if headers.has_sse_or_kms() {
             return Err(S3Error::invalid_argument(format!(
                 "{} does not take x-amz-server-side-encryption headers: the object's own encryption is used",
@@ -699,7 +731,7 @@ impl SseEngine {
         upload: &ObjectMeta,
         part: u32,
     ) -> Result<PartPlan, S3Error> {
-        self.authorize(Operation::UploadPart, headers, ctx, bucket)?;
+        self.authorize_upload(Operation::UploadPart, headers, ctx, bucket, upload)?;
         self.part_keys(headers, ctx, upload, part)
     }
 
@@ -773,7 +805,7 @@ impl SseEngine {
         source: &RequestContext,
         source_meta: &ObjectMeta,
     ) -> Result<(ReadPlan, PartPlan), S3Error> {
-        self.authorize(Operation::UploadPartCopy, headers, ctx, bucket)?;
+        self.authorize_upload(Operation::UploadPartCopy, headers, ctx, bucket, upload)?;
         let src_key = customer_key_group(
             headers,
             [
@@ -804,7 +836,13 @@ impl SseEngine {
         upload: &ObjectMeta,
         parts: &[PartEntry],
     ) -> Result<(ObjectMeta, Vec<(String, String)>), S3Error> {
-        self.authorize(Operation::CompleteMultipartUpload, headers, ctx, bucket)?;
+        self.authorize_upload(
+            Operation::CompleteMultipartUpload,
+            headers,
+            ctx,
+            bucket,
+            upload,
+        )?;
         if parts.is_empty() {
             return Err(S3Error::new(
                 "MalformedXML",

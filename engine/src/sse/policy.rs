@@ -170,6 +170,12 @@ impl ConditionValues for [(&str, &str)] {
     }
 }
 
+impl ConditionValues for Vec<(&str, &str)> {
+    fn any_value(&self, key: &str, pred: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
+        self[..].any_value(key, pred)
+    }
+}
+
 impl<const N: usize> ConditionValues for [(&str, &str); N] {
     fn any_value(&self, key: &str, pred: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
         self[..].any_value(key, pred)
