@@ -13,6 +13,7 @@ use ssekit::keys::{KeyProvider, KeySpec};
 mod commands;
 mod escape;
 mod pipe;
+mod policy_cmd;
 mod providers;
 mod sse_cmd;
 
@@ -95,9 +96,42 @@ enum Command {
     /// Manage the chosen provider's keys.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Bucket policies.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
     /// Print the AES-256-GCM backend this CPU gets and its seal/open throughput on one core and on
     /// all, then seal and open a sample object through the local keyring.
     Bench(BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Evaluate a bucket policy for one request, as the S3 layer does (the SSE condition keys from
+    /// the raw headers, before they are validated): prints Allow or Deny and the statement that
+    /// decided; exit 0 for Allow, 1 for Deny, 2 for an unusable policy.
+    Check {
+        /// The policy JSON.
+        policy: PathBuf,
+        /// The IAM action, e.g. s3:PutObject.
+        #[arg(long)]
+        action: String,
+        /// The resource ARN, e.g. arn:aws:s3:::bucket/key.
+        #[arg(long)]
+        resource: String,
+        /// The caller (an IAM ARN; default: anonymous).
+        #[arg(long, default_value = "*")]
+        principal: String,
+        /// The request came over TLS (aws:SecureTransport true).
+        #[arg(long)]
+        secure: bool,
+        /// A request header NAME:VALUE (repeatable), e.g. x-amz-server-side-encryption:AES256.
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+        /// What a policy's silence means: allow (the server's own authorization stands: the S3
+        /// layer's default) or deny (IAM's implicit deny).
+        #[arg(long, default_value = "allow", value_parser = ["allow", "deny"])]
+        default: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -191,6 +225,27 @@ fn parse_size(s: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Needs no home and no provider.
+    if let Command::Policy(PolicyCmd::Check {
+        policy,
+        action,
+        resource,
+        principal,
+        secure,
+        headers,
+        default,
+    }) = &cli.command
+    {
+        return policy_cmd::check(
+            policy,
+            action,
+            resource,
+            principal,
+            *secure,
+            headers,
+            default == "allow",
+        );
+    }
     let ps = match commands::home(cli.home)
         .and_then(|home| providers::Providers::new(home, cli.providers))
     {
@@ -248,6 +303,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::Bench(args) => bench(ps.home(), &args),
+        Command::Policy(_) => unreachable!("answered before the home is opened"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -253,3 +253,111 @@ fn s3_errors_come_out_with_their_codes() {
     assert!(err.contains("InternalError (500)"), "{err}");
     assert!(!h.path("x.part").exists());
 }
+
+const SEED_POLICY: &str = r#"{
+"Version": "2012-10-17",
+"Statement": [
+{
+"Sid": "DenyUnencryptedPut",
+"Effect": "Deny",
+"Principal": "*",
+"Action": "s3:PutObject",
+"Resource": "arn:aws:s3:::my-secure-bucket/*",
+"Condition": {
+"StringNotEquals": {
+"s3:x-amz-server-side-encryption": "AES256"
+}
+}
+}
+]
+}"#;
+
+#[test]
+fn policy_check_prints_the_decision_and_the_statement() {
+    let h = Home::new();
+    write(&h.path("seed.json"), SEED_POLICY.as_bytes());
+    let base = [
+        "policy",
+        "check",
+        "seed.json",
+        "--action",
+        "s3:PutObject",
+        "--resource",
+        "arn:aws:s3:::my-secure-bucket/doc",
+    ];
+    let run = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend_from_slice(extra);
+        let out = h.run(&a);
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    assert_eq!(
+        run(&[]),
+        (Some(1), "Deny: statement 0 `DenyUnencryptedPut`\n".into())
+    );
+    assert_eq!(
+        run(&["--header", "x-amz-server-side-encryption:AES192"]),
+        (Some(1), "Deny: statement 0 `DenyUnencryptedPut`\n".into())
+    );
+    assert_eq!(
+        run(&["--header", "x-amz-server-side-encryption: AES256"]),
+        (
+            Some(0),
+            "Allow: no statement applies (the default, --default allow)\n".into()
+        )
+    );
+    assert_eq!(
+        run(&[
+            "--header",
+            "x-amz-server-side-encryption:AES256",
+            "--default",
+            "deny"
+        ])
+        .0,
+        Some(1)
+    );
+    let allow = r#"{"Version":"2012-10-17","Statement":[
+        {"Sid":"TlsOnly","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}},
+        {"Sid":"Alice","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"s3:Get*","Resource":"arn:aws:s3:::b/*"}]}"#;
+    write(&h.path("p.json"), allow.as_bytes());
+    let check = |args: &[&str]| {
+        let mut a = vec![
+            "policy",
+            "check",
+            "p.json",
+            "--action",
+            "s3:GetObject",
+            "--resource",
+            "arn:aws:s3:::b/k",
+        ];
+        a.extend_from_slice(args);
+        let out = h.run(&a);
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    assert_eq!(
+        check(&[
+            "--principal",
+            "arn:aws:iam::111122223333:user/alice",
+            "--secure",
+            "--default",
+            "deny"
+        ]),
+        (Some(0), "Allow: statement 1 `Alice`\n".into())
+    );
+    assert_eq!(
+        check(&["--principal", "arn:aws:iam::111122223333:user/alice"]),
+        (Some(1), "Deny: statement 0 `TlsOnly`\n".into())
+    );
+    write(&h.path("bad.json"), br#"{"Statement":[{"Effect":"Deny","Action":"s3:*","Resource":"*","Principal":"*","Condition":{"ForAnyValue:StringLike":{"a":"b"}}}]}"#);
+    let out = h.run(&[
+        "policy",
+        "check",
+        "bad.json",
+        "--action",
+        "s3:GetObject",
+        "--resource",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MalformedPolicy"));
+}

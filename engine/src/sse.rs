@@ -36,7 +36,7 @@
 
 use std::fmt;
 
-mod authorize;
+pub(crate) mod authorize;
 pub mod bucket_key;
 mod config;
 mod engine;
@@ -44,6 +44,7 @@ mod headers;
 pub mod policy;
 mod ssec;
 
+pub use authorize::evaluate_policy;
 pub use config::{BucketConfig, BucketEncryption, DefaultAlgorithm};
 pub use engine::{
     AWS_S3_DEFAULT_KEY, ObjectKeys, ObjectReader, ObjectWriter, PartPlan, ReadPlan,

@@ -1714,3 +1714,65 @@ fn secure_transport_ssec_and_default_deny_policies() {
     assert_eq!(as_who(ALICE), Ok(()));
     assert_eq!(as_who(BOB), Err(("AccessDenied", 403)));
 }
+
+/// An object's stored data and metadata moved to another name (or two swapped) by someone who can
+/// write the store do not open there: the authenticated context names the object.
+#[test]
+fn objects_swapped_in_the_store_do_not_open_under_the_other_name() {
+    let r = rig();
+    for m in MODES {
+        let (stored, meta) = put(&r, m, "a", b"content of a");
+        let e = r
+            .engine
+            .plan_read(
+                Operation::GetObject,
+                &read_headers(m),
+                &ctx("b"),
+                &BucketConfig::default(),
+                &meta,
+            )
+            .unwrap_err();
+        assert_eq!(e.status, 500, "{m:?}");
+        let other_bucket = RequestContext::new("bkt2", "a")
+            .principal(ALICE)
+            .secure(true);
+        assert!(
+            r.engine
+                .plan_read(
+                    Operation::HeadObject,
+                    &read_headers(m),
+                    &other_bucket,
+                    &BucketConfig::default(),
+                    &meta
+                )
+                .is_err()
+        );
+        assert_eq!(
+            get(&r, m, "a", &meta).open(&stored).unwrap(),
+            b"content of a"
+        );
+        // An upload's metadata used for another object's parts.
+        let up = r
+            .engine
+            .plan_write(
+                Operation::CreateMultipartUpload,
+                &write_headers(m),
+                &ctx("a"),
+                &BucketConfig::default(),
+            )
+            .unwrap()
+            .upload_meta()
+            .clone();
+        assert!(
+            r.engine
+                .plan_part(
+                    &read_headers(m),
+                    &ctx("b"),
+                    &BucketConfig::default(),
+                    &up,
+                    1
+                )
+                .is_err()
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! any of them is validated (S3's order: a PUT with `AES192` is denied by a policy, not refused as a
 //! bad header).
 
-use super::policy::{self, PolicyRequest};
+use super::policy::{self, Evaluation, Policy, PolicyRequest};
 use super::{BucketConfig, Headers, Operation, RequestContext, S3Error, headers};
 
 /// Headers whose raw values are condition keys, and the keys they fill.
@@ -26,13 +26,42 @@ pub(crate) fn authorize(
         return Ok(());
     };
     let resource = ctx.object_arn();
+    let eval = evaluate_policy(
+        policy,
+        op.action(),
+        &resource,
+        &ctx.principal,
+        ctx.secure,
+        headers,
+        extra,
+    );
+    if eval.allowed(default_allow) {
+        Ok(())
+    } else {
+        // S3 does not tell the caller which statement denied it; `ssekit policy check` does.
+        Err(S3Error::access_denied("Access Denied"))
+    }
+}
+
+/// Evaluates `policy` for a request as the S3 layer does: `aws:SecureTransport` from `secure`,
+/// `aws:PrincipalArn` from `principal`, the SSE condition keys from the raw `headers` (and `extra`).
+/// For tools (`ssekit policy check`) and servers that authorize on their own.
+pub fn evaluate_policy<'p>(
+    policy: &'p Policy,
+    action: &str,
+    resource: &str,
+    principal: &str,
+    secure: bool,
+    headers: &Headers,
+    extra: &[(&str, &str)],
+) -> Evaluation<'p> {
     let mut conditions: Vec<(&str, &str)> = Vec::with_capacity(6);
     conditions.push((
         policy::KEY_SECURE_TRANSPORT,
-        if ctx.secure { "true" } else { "false" },
+        if secure { "true" } else { "false" },
     ));
-    if ctx.principal != "*" && !ctx.principal.is_empty() {
-        conditions.push((policy::KEY_PRINCIPAL_ARN, &ctx.principal));
+    if principal != "*" && !principal.is_empty() {
+        conditions.push((policy::KEY_PRINCIPAL_ARN, principal));
     }
     conditions.extend_from_slice(extra);
     for (name, value) in headers.iter() {
@@ -40,16 +69,10 @@ pub(crate) fn authorize(
             conditions.push((key, value));
         }
     }
-    let eval = policy.evaluate(&PolicyRequest {
-        principal: &ctx.principal,
-        action: op.action(),
-        resource: &resource,
+    policy.evaluate(&PolicyRequest {
+        principal,
+        action,
+        resource,
         conditions: &conditions,
-    });
-    if eval.allowed(default_allow) {
-        Ok(())
-    } else {
-        // S3 does not tell the caller which statement denied it; `ssekit policy check` does.
-        Err(S3Error::access_denied("Access Denied"))
-    }
+    })
 }

@@ -629,6 +629,7 @@ impl SseEngine {
         meta: &ObjectMeta,
         copy_source: bool,
     ) -> Result<ReadPlan, S3Error> {
+        check_name(meta, ctx)?;
         let keys = match meta.mode {
             SseMode::SseC => {
                 let Some(ck) = ck else {
@@ -771,6 +772,7 @@ impl SseEngine {
         ctx: &RequestContext,
         upload: &ObjectMeta,
     ) -> Result<ObjectKeys, S3Error> {
+        check_name(upload, ctx)?;
         match (upload.mode, ck) {
             (SseMode::SseC, None) => Err(S3Error::invalid_request(
                 "The multipart upload initiate requested encryption. Subsequent part requests must include the appropriate encryption parameters.",
@@ -1146,6 +1148,19 @@ impl PartPlan {
     /// 400 EntityTooLarge past the format's limit.
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, S3Error> {
         self.keys.seal_part(self.part, plaintext)
+    }
+}
+
+/// The metadata's (authenticated) context names the object it was written for: metadata moved to
+/// another name, or swapped between two objects by someone who can write the store, does not open
+/// under the name asked for.
+fn check_name(meta: &ObjectMeta, ctx: &RequestContext) -> Result<(), S3Error> {
+    match meta.context.get("aws:s3:arn") {
+        Some(arn) if arn != ctx.object_arn() => Err(S3Error::internal(format!(
+            "the stored metadata belongs to another object (`{}`): it was moved or swapped in the store",
+            quote(arn)
+        ))),
+        _ => Ok(()),
     }
 }
 
