@@ -10,6 +10,7 @@ use rand::RngCore;
 use ssekit::aead::{Aes256Gcm, Backend};
 use ssekit::keys::{KeyProvider, KeySpec};
 
+mod audit_cmd;
 mod commands;
 mod escape;
 mod pipe;
@@ -85,6 +86,9 @@ enum Command {
     /// Print the AES-256-GCM backend this CPU gets and its seal/open throughput on one core and on
     /// all, then seal and open a sample object through the local keyring.
     Bench(BenchArgs),
+    /// Check audit logs (hash-chained records of key provider calls).
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCmd),
 }
 
 #[derive(Subcommand)]
@@ -178,6 +182,10 @@ fn parse_size(s: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Checking an audit log needs no home and no provider.
+    if let Command::Audit(cmd) = cli.command {
+        return audit_cmd::run(cmd);
+    }
     let ps = match commands::home(cli.home)
         .and_then(|home| providers::Providers::new(home, cli.providers))
     {
@@ -232,6 +240,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::Bench(args) => bench(ps.home(), &args),
+        Command::Audit(_) => unreachable!("`audit` returns before the home is resolved"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

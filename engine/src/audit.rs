@@ -32,7 +32,7 @@ mod sink;
 mod verify;
 
 pub use file::{FileOptions, FileSink};
-pub use line::{GENESIS, Record, format_millis, hex};
+pub use line::{GENESIS, Record, format_millis, hex, unhex};
 pub use sink::{CallbackSink, ChainPosition, LineCallback, SealedLine, Sink};
 pub use verify::{
     BadLine, Problem, VerifyError, VerifyOptions, VerifySummary, verify, verify_readers,

@@ -120,13 +120,7 @@ impl fmt::Display for BadLine {
         if let Some(s) = self.seq {
             write!(f, " (seq {s})")?;
         }
-        write!(f, ": {}", self.problem)?;
-        if let Problem::Removed { first: 0, .. } = self.problem {
-            f.write_str(
-                " (if this file continues a rotated log, give the earlier files first, or allow it to continue one)",
-            )?;
-        }
-        Ok(())
+        write!(f, ": {}", self.problem)
     }
 }
 
