@@ -169,7 +169,7 @@ fn a_rotated_file_alone_needs_continues() {
     let out = ssekit(&["audit", "verify", current, "--continues"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.starts_with(&format!("ok: ")), "{stdout}");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
     assert!(stdout.contains(&format!(
         "note: the log starts at seq {first} (--continues)"
     )));

@@ -311,12 +311,11 @@ fn an_untouched_log_verifies() {
 fn every_single_byte_edit_is_found_at_its_line() {
     let lines = log_of(N);
     let mut edits = 0;
-    for i in 0..lines.len() {
-        let line = lines[i].as_bytes();
+    for (i, line) in lines.iter().enumerate() {
+        let line = line.as_bytes();
         let seq_digits = 7..7 + i.to_string().len();
         let hash_key = line.len() - 75..line.len() - 68; // `"hash":` of `,"hash":"…"}`
-        for j in 0..line.len() {
-            let b = line[j];
+        for (j, &b) in line.iter().enumerate() {
             let to = match b {
                 b'0'..=b'8' | b'a'..=b'e' | b'A'..=b'Y' | b'g'..=b'y' => b + 1,
                 b'9' => b'0',
@@ -789,4 +788,20 @@ fn a_log_that_cannot_be_written_fails_data_calls_closed() {
         KeyError::Io(m) if m.contains("incomplete line")
     ));
     assert!(FileSink::open(&path, QUIET).is_err());
+}
+
+#[test]
+fn the_example_lines_in_the_docs_verify() {
+    let doc =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/AUDIT.md")).unwrap();
+    let lines: Vec<String> = doc
+        .lines()
+        .filter(|l| l.starts_with("{\"seq\":"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let s = check(&lines, &VerifyOptions::default()).unwrap();
+    assert_eq!(s.lines, 2);
+    let r = Record::parse(&lines[1]).unwrap();
+    assert_eq!((r.outcome.as_str(), r.key_version), ("Disabled", None));
 }
