@@ -606,6 +606,42 @@ fn rotation_keeps_one_chain_over_the_files() {
 }
 
 #[test]
+fn two_writers_on_one_file_take_turns() {
+    // Two logs on one file in one process: each finds the other's lines before appending its own.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let ring = Arc::new(keyring(dir.path()));
+    ring.create_key(&spec("k1")).unwrap();
+    let a = Audited::new(ring.clone(), file_log(&path, QUIET));
+    let b = Audited::new(ring.clone(), file_log(&path, QUIET));
+    for _ in 0..5 {
+        wraps(&a.with_principal("a"), 1);
+        wraps(&b.with_principal("b"), 2);
+    }
+    let s = verify(&[&path], &VerifyOptions::default()).unwrap();
+    assert_eq!((s.lines, s.last_seq), (15, Some(14)));
+    let who: String = records(&path)
+        .iter()
+        .map(|r| r.principal.clone().unwrap())
+        .collect();
+    assert_eq!(who, "abbabbabbabbabb");
+}
+
+#[test]
+fn a_line_too_long_for_the_writer_is_malformed() {
+    let mut lines = log_of(3);
+    lines.insert(1, "x".repeat(9 << 20));
+    assert_eq!(
+        bad(check(&lines, &VerifyOptions::default())),
+        (
+            2,
+            None,
+            Problem::Malformed("longer than any audit line".into())
+        )
+    );
+}
+
+#[test]
 fn eight_threads_one_chain() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");

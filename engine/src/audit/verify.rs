@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read as _};
 use std::path::Path;
 
 use super::line::{GENESIS, Record, body_hash, hex, split_hash, unhex};
@@ -288,11 +288,17 @@ pub fn verify_readers<R: BufRead>(
     Ok(summary)
 }
 
+/// Longer than any line the writer makes (64 context entries of 4096-byte strings, each byte
+/// escaped at most six times over, are about 3 MiB): a reader stops there instead of buffering a
+/// file without newlines whole.
+const MAX_LINE: u64 = 8 << 20;
+
 struct Raw {
     file: String,
     line: u64,
     bytes: Vec<u8>,
     newline: bool,
+    too_long: bool,
 }
 
 struct Checked {
@@ -304,6 +310,9 @@ struct Checked {
 /// A line's own checks: form and hash. Errors carry the seq when it can be read.
 fn examine(raw: &Raw) -> Result<Checked, (Option<u64>, Problem)> {
     let malformed = |seq, why: &str| (seq, Problem::Malformed(why.to_owned()));
+    if raw.too_long {
+        return Err(malformed(None, "longer than any audit line"));
+    }
     let text = std::str::from_utf8(&raw.bytes).map_err(|_| malformed(None, "not UTF-8"))?;
     let rec = Record::parse(text).ok();
     let seq = rec.as_ref().map(|r| r.seq);
@@ -351,7 +360,7 @@ impl<R: BufRead> Iterator for Lines<R> {
             }
             let (name, r, n) = self.current.as_mut()?;
             let mut bytes = Vec::new();
-            match r.read_until(b'\n', &mut bytes) {
+            match r.by_ref().take(MAX_LINE + 1).read_until(b'\n', &mut bytes) {
                 Err(e) => {
                     let file = name.clone();
                     self.current = None;
@@ -367,11 +376,13 @@ impl<R: BufRead> Iterator for Lines<R> {
                     if newline {
                         bytes.pop();
                     }
+                    let too_long = bytes.len() as u64 > MAX_LINE;
                     return Some(Ok(Raw {
                         file: name.clone(),
                         line: *n,
                         bytes,
                         newline,
+                        too_long,
                     }));
                 }
             }
