@@ -10,6 +10,7 @@ use rand::RngCore;
 use ssekit::aead::{Aes256Gcm, Backend};
 use ssekit::keys::{KeyProvider, KeySpec};
 
+mod audit_cmd;
 mod commands;
 mod escape;
 mod pipe;
@@ -102,6 +103,9 @@ enum Command {
     /// Print the AES-256-GCM backend this CPU gets and its seal/open throughput on one core and on
     /// all, then seal and open a sample object through the local keyring.
     Bench(BenchArgs),
+    /// Check audit logs (hash-chained records of key provider calls).
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCmd),
 }
 
 #[derive(Subcommand)]
@@ -246,6 +250,10 @@ fn main() -> ExitCode {
             default == "allow",
         );
     }
+    // Checking an audit log needs no home and no provider.
+    if let Command::Audit(cmd) = cli.command {
+        return audit_cmd::run(cmd);
+    }
     let ps = match commands::home(cli.home)
         .and_then(|home| providers::Providers::new(home, cli.providers))
     {
@@ -304,6 +312,7 @@ fn main() -> ExitCode {
         ),
         Command::Bench(args) => bench(ps.home(), &args),
         Command::Policy(_) => unreachable!("answered before the home is opened"),
+        Command::Audit(_) => unreachable!("`audit` returns before the home is resolved"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
