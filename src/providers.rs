@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
+use ssekit::engine::audit::{AuditLog, Audited, FileOptions};
 use ssekit::keys::{CachePolicy, CachingProvider, KeyProvider, LocalKeyring, home};
 use ssekit_hsm::{KmsConfig, KmsProvider, Pkcs11Config, Pkcs11Provider};
 use zeroize::Zeroizing;
@@ -42,6 +43,10 @@ pub struct ProviderFlags {
     /// Turn the data-key cache on or off (default: on for pkcs11 and kms, off for local).
     #[arg(long, global = true, value_name = "on|off")]
     pub cache: Option<String>,
+    /// Append the audit log of every key use to FILE (default: audit.log in the home). Check it
+    /// with `ssekit audit verify`.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
 }
 
 /// `$SSEKIT_HOME/config.json`.
@@ -78,6 +83,8 @@ pub struct Providers {
     file: FileConfig,
     /// Each provider is opened once (a KMS client, a PKCS#11 login), however many objects use it.
     opened: Mutex<HashMap<String, Arc<dyn KeyProvider>>>,
+    /// The audit log, opened with the first provider.
+    audit: Mutex<Option<Arc<AuditLog>>>,
 }
 
 const NAMES: &str = "local, pkcs11 or kms";
@@ -119,6 +126,7 @@ impl Providers {
             flags,
             file,
             opened: Mutex::default(),
+            audit: Mutex::default(),
         })
     }
 
@@ -186,8 +194,35 @@ impl Providers {
         } else {
             Arc::from(provider)
         };
+        // Every key use is recorded, cache hits included: the log is above the cache.
+        let provider: Arc<dyn KeyProvider> = Arc::new(
+            Audited::new(provider, self.audit_log()?).attributed_to(&crate::sse_cmd::principal()),
+        );
         opened.insert(name.to_owned(), provider.clone());
         Ok(provider)
+    }
+
+    /// The audit log: `--audit-log`, else `audit.log` in the home (created 0600 beside the keys).
+    fn audit_log(&self) -> Result<Arc<AuditLog>, String> {
+        let mut slot = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(log) = &*slot {
+            return Ok(Arc::clone(log));
+        }
+        let path = match &self.flags.audit_log {
+            Some(p) => p.clone(),
+            None => {
+                // The keyring makes the home (0700) when it opens; the log may come first.
+                if !self.home.exists() {
+                    LocalKeyring::open(&self.home)
+                        .map_err(|e| format!("keyring {}: {e}", self.home.display()))?;
+                }
+                self.home.join("audit.log")
+            }
+        };
+        let log = AuditLog::open_file(&path, FileOptions::default())
+            .map_err(|e| format!("audit log {}: {e}", path.display()))?;
+        *slot = Some(Arc::clone(&log));
+        Ok(log)
     }
 
     fn pkcs11_config(&self) -> Result<Pkcs11Config, String> {

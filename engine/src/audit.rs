@@ -267,6 +267,7 @@ impl AuditLog {
 pub struct Audited<P> {
     inner: P,
     log: Arc<AuditLog>,
+    principal: Option<String>,
 }
 
 /// An [`Audited`] provider whose calls are recorded as made by one principal: made per request by
@@ -279,7 +280,18 @@ pub struct Attributed<'a, P> {
 impl<P: KeyProvider> Audited<P> {
     /// Logs `inner`'s calls to `log`, with no principal.
     pub fn new(inner: P, log: Arc<AuditLog>) -> Self {
-        Audited { inner, log }
+        Audited {
+            inner,
+            log,
+            principal: None,
+        }
+    }
+
+    /// Records calls made on this provider directly (not through [`Audited::with_principal`]) as
+    /// made by `principal` (a command-line tool's user, say).
+    pub fn attributed_to(mut self, principal: &str) -> Self {
+        self.principal = Some(principal.to_owned());
+        self
     }
 
     /// The provider underneath (calls made on it directly are not logged).
@@ -354,7 +366,7 @@ trait Attribution<P> {
 
 impl<P> Attribution<P> for Audited<P> {
     fn parts(&self) -> (&Audited<P>, Option<&str>) {
-        (self, None)
+        (self, self.principal.as_deref())
     }
 }
 

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use super::bucket_key::{self, BucketKeyPolicy, BucketKeyStats, BucketKeys};
 use super::headers::{self, CustomerKey, Headers, SseHeaders, customer_key_group};
 use super::{BucketConfig, DefaultAlgorithm, Operation, RequestContext, S3Error, quote, ssec};
+use crate::audit::{AuditLog, Audited};
 use crate::keys::{DataKey, EncryptionContext, KeyError, KeyProvider, KeySpec, WrappedKey};
 use crate::object::{
     self, ByteRange, LayeredWriter, MAX_PART_NUMBER, ObjectMeta, OpenReader, PartEntry, RangeRead,
@@ -149,6 +150,9 @@ impl<R: Read> Read for ObjectReader<R> {
 pub struct SseEngine {
     kms: Arc<dyn KeyProvider>,
     s3: Arc<dyn KeyProvider>,
+    /// With an audit log: the providers under it, so each call is recorded with the request's
+    /// principal.
+    audited: Option<(Audited<Arc<dyn KeyProvider>>, Audited<Arc<dyn KeyProvider>>)>,
     config: SseConfig,
     bucket_keys: BucketKeys,
     /// Engine-managed keys known to exist: (SSE-S3 root, aws/s3 default).
@@ -204,9 +208,37 @@ impl SseEngine {
         SseEngine {
             kms,
             s3: sse_s3,
+            audited: None,
             bucket_keys: BucketKeys::new(config.bucket_keys),
             config,
             ensured: Mutex::new([false; 2]),
+        }
+    }
+
+    /// Records every provider call of this engine in `log` (docs/AUDIT.md): operation, key,
+    /// encryption context (which names the object), the request's principal, outcome. A call whose
+    /// record cannot be written fails, and its key is not used.
+    pub fn with_audit(mut self, log: Arc<AuditLog>) -> Self {
+        self.audited = Some((
+            Audited::new(Arc::clone(&self.kms), Arc::clone(&log)),
+            Audited::new(Arc::clone(&self.s3), log),
+        ));
+        self
+    }
+
+    /// The KMS-key provider as `principal` calls it (recorded under that principal when audited).
+    fn kms_as<'a>(&'a self, principal: &'a str) -> Box<dyn KeyProvider + 'a> {
+        match &self.audited {
+            Some((kms, _)) => Box::new(kms.with_principal(principal)),
+            None => Box::new(Arc::clone(&self.kms)),
+        }
+    }
+
+    /// The SSE-S3 root's provider as `principal` calls it.
+    fn s3_as<'a>(&'a self, principal: &'a str) -> Box<dyn KeyProvider + 'a> {
+        match &self.audited {
+            Some((_, s3)) => Box::new(s3.with_principal(principal)),
+            None => Box::new(Arc::clone(&self.s3)),
         }
     }
 
@@ -334,9 +366,9 @@ impl SseEngine {
         let from_request = sse.algorithm.is_some();
         let algorithm = sse.algorithm.unwrap_or(default.algorithm);
         if algorithm == DefaultAlgorithm::Aes256 {
-            self.ensure(0)?;
+            self.ensure(0, &ctx.principal)?;
             let (dek, wrapped) = self
-                .s3
+                .s3_as(&ctx.principal)
                 .generate_data_key(SSE_S3_ROOT_KEY, &context)
                 .map_err(|e| key_error(e, false, SSE_S3_ROOT_KEY))?;
             let meta = ObjectMeta::new(SseMode::SseS3, context, vec![wrapped]);
@@ -360,7 +392,7 @@ impl SseEngine {
             .then(|| default.kms_key_id.clone())
             .flatten()
         });
-        let key_id = self.resolve_kms_key(named.as_deref())?;
+        let key_id = self.resolve_kms_key(named.as_deref(), &ctx.principal)?;
         if let Some(user) = &sse.context {
             for (k, v) in user.iter() {
                 context
@@ -368,7 +400,8 @@ impl SseEngine {
                     .map_err(|e| S3Error::invalid_argument(format!("encryption context: {e}")))?;
             }
         }
-        let kms = &*self.kms;
+        let kms_box = self.kms_as(&ctx.principal);
+        let kms = &*kms_box;
         let err = |e| key_error(e, true, named.as_deref().unwrap_or("alias/aws/s3"));
         if algorithm == DefaultAlgorithm::AwsKmsDsse {
             let (inner, w1) = kms.generate_data_key(&key_id, &context).map_err(err)?;
@@ -420,13 +453,13 @@ impl SseEngine {
     }
 
     /// Creates an engine-managed key on first use: 0 the SSE-S3 root, 1 the aws/s3 default.
-    fn ensure(&self, which: usize) -> Result<(), S3Error> {
+    fn ensure(&self, which: usize, principal: &str) -> Result<(), S3Error> {
         if self.ensured.lock().unwrap_or_else(|p| p.into_inner())[which] {
             return Ok(());
         }
         let (provider, id, spec) = if which == 0 {
             (
-                &self.s3,
+                self.s3_as(principal),
                 SSE_S3_ROOT_KEY,
                 KeySpec {
                     id: Some(SSE_S3_ROOT_KEY.into()),
@@ -436,7 +469,7 @@ impl SseEngine {
             )
         } else {
             (
-                &self.kms,
+                self.kms_as(principal),
                 AWS_S3_DEFAULT_KEY,
                 KeySpec {
                     id: Some(AWS_S3_DEFAULT_KEY.into()),
@@ -459,13 +492,13 @@ impl SseEngine {
 
     /// The provider's id for a KMS key as a request or a bucket names it (an id, `alias/NAME`, or an
     /// ARN of this engine's region and account); `None` is `aws/s3`.
-    fn resolve_kms_key(&self, named: Option<&str>) -> Result<String, S3Error> {
+    fn resolve_kms_key(&self, named: Option<&str>, principal: &str) -> Result<String, S3Error> {
         let Some(named) = named else {
-            self.ensure(1)?;
+            self.ensure(1, principal)?;
             return Ok(AWS_S3_DEFAULT_KEY.to_owned());
         };
         if named == "alias/aws/s3" || named.ends_with(":alias/aws/s3") {
-            self.ensure(1)?;
+            self.ensure(1, principal)?;
             return Ok(AWS_S3_DEFAULT_KEY.to_owned());
         }
         if self.kms.name() == "kms" {
@@ -678,8 +711,9 @@ impl SseEngine {
 
     /// Unwraps an SSE-S3, SSE-KMS or DSSE-KMS object's data key(s).
     fn unwrap_keys(&self, ctx: &RequestContext, meta: &ObjectMeta) -> Result<ObjectKeys, S3Error> {
+        let (kms_p, s3_p) = (self.kms_as(&ctx.principal), self.s3_as(&ctx.principal));
         let one = |w: &WrappedKey, kms: bool| -> Result<DataKey, S3Error> {
-            let provider: &dyn KeyProvider = if kms { &*self.kms } else { &*self.s3 };
+            let provider: &dyn KeyProvider = if kms { &*kms_p } else { &*s3_p };
             let r = if w.provider == bucket_key::PROVIDER {
                 self.bucket_keys.unwrap(
                     provider,
