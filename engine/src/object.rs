@@ -319,6 +319,18 @@ pub fn __seal_message_with_salt(
     seal_with_salt(input_key, context, salt, plaintext)
 }
 
+/// [`seal_part`] with a salt the caller drew (from one draw of the operating system's generator
+/// with the object's other random values). Never use a salt twice with one key.
+pub(crate) fn seal_part_salted(
+    dek: &DataKey,
+    part: u32,
+    salt: &[u8; cobblestone::SALT_LEN],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, Error> {
+    check_part(part)?;
+    seal_with_salt(dek.expose(), &part_context(part), salt, plaintext)
+}
+
 fn seal_with_salt(
     input_key: &[u8],
     context: &[u8],

@@ -31,7 +31,7 @@
 //!
 //! let get = engine.plan_read(Operation::GetObject, &Headers::new(), &ctx, &BucketConfig::default(), &meta).unwrap();
 //! assert_eq!(get.open(&stored).unwrap(), b"meow");
-//! assert_eq!(get.response_headers()[0], ("x-amz-server-side-encryption".into(), "aws:kms".into()));
+//! assert_eq!(get.response_headers()[0], ("x-amz-server-side-encryption", "aws:kms".to_owned()));
 //! ```
 
 use std::fmt;

@@ -128,9 +128,9 @@ fn copy_source_headers(m: Mode) -> Vec<(String, String)> {
     }
 }
 
-fn expected_headers(m: Mode) -> Vec<(String, String)> {
+fn expected_headers(m: Mode) -> Vec<(&'static str, String)> {
     let arn = "arn:aws:kms:us-east-1:000000000000:key/k1".to_owned();
-    let p = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+    let p = |n: &'static str, v: &str| (n, v.to_owned());
     match m {
         Mode::S3 => vec![p("x-amz-server-side-encryption", "AES256")],
         Mode::Kms => vec![
@@ -1208,7 +1208,7 @@ fn kms_context_is_the_object_arn_and_the_callers() {
     let echoed = plan
         .response_headers()
         .iter()
-        .find(|(n, _)| n == "x-amz-server-side-encryption-context")
+        .find(|(n, _)| *n == "x-amz-server-side-encryption-context")
         .map(|(_, v)| v.clone())
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&B64.decode(echoed).unwrap()).unwrap();

@@ -83,7 +83,7 @@ struct Generated {
 /// The bucket keys an engine holds.
 pub struct BucketKeys {
     policy: BucketKeyPolicy,
-    generated: Mutex<HashMap<(String, String, String), Arc<Generated>>>,
+    generated: Mutex<HashMap<String, Arc<Generated>>>,
     unwrapped: Mutex<Unwrapped>,
     stats: [AtomicU64; 4],
 }
@@ -102,9 +102,10 @@ fn bucket_context(bucket_arn: &str) -> EncryptionContext {
 }
 
 fn object_aad(context: &EncryptionContext) -> Vec<u8> {
-    let mut a = AAD.to_vec();
-    a.extend_from_slice(&context.canonical_bytes());
-    a
+    let mut w = crate::object::MetaWriter(Vec::with_capacity(128));
+    w.0.extend_from_slice(AAD);
+    crate::object::encode_context(&mut w, context);
+    w.0
 }
 
 fn inner_id(inner: &WrappedKey) -> [u8; 32] {
@@ -170,7 +171,9 @@ impl BucketKeys {
     }
 
     /// Wraps the object's fresh `dek` under the bucket key of (`bucket_arn`, `key_id`, `principal`),
-    /// generating one at `provider` when none is held or it expired or is used up.
+    /// generating one at `provider` when none is held or it expired or is used up. The wrap's nonce
+    /// is the bucket key's use count (`0^32 ‖ be64(n)`): never repeated under one bucket key, which
+    /// lives only in this process's memory.
     ///
     /// # Errors
     ///
@@ -184,45 +187,18 @@ impl BucketKeys {
         object_context: &EncryptionContext,
         dek: &DataKey,
     ) -> Result<WrappedKey, KeyError> {
-        let slot = (
-            bucket_arn.to_owned(),
-            key_id.to_owned(),
-            principal.to_owned(),
-        );
-        let entry = {
-            let mut map = self.generated.lock().unwrap_or_else(|p| p.into_inner());
-            let usable = map.get(&slot).filter(|e| {
-                fresh(e.created, self.policy.ttl)
-                    && e.uses.fetch_add(1, Ordering::Relaxed) < self.policy.max_uses
-            });
-            match usable {
-                Some(e) => Arc::clone(e),
-                None => {
-                    // Generated under the lock, so racing writers make one bucket key, not several.
-                    let (bk, wrapped) =
-                        provider.generate_data_key(key_id, &bucket_context(bucket_arn))?;
-                    self.bump(0);
-                    let gcm = Arc::new(Aes256Gcm::new(bk.expose()));
-                    let e = Arc::new(Generated {
-                        gcm: Arc::clone(&gcm),
-                        wrapped,
-                        created: Instant::now(),
-                        uses: AtomicU64::new(1),
-                    });
-                    if map.len() >= self.policy.max_entries {
-                        map.retain(|_, e| fresh(e.created, self.policy.ttl));
-                        if map.len() >= self.policy.max_entries {
-                            map.clear();
-                        }
-                    }
-                    map.insert(slot, Arc::clone(&e));
-                    self.remember(inner_id(&e.wrapped), principal, gcm);
-                    e
-                }
-            }
-        };
+        // One allocation for the slot's name, each part length-prefixed so no two (bucket, key,
+        // requester) triples share a name, whatever bytes they hold.
+        let mut slot =
+            String::with_capacity(bucket_arn.len() + key_id.len() + principal.len() + 24);
+        for part in [bucket_arn, key_id, principal] {
+            use std::fmt::Write as _;
+            let _ = write!(slot, "{}:", part.len());
+            slot.push_str(part);
+        }
+        let (entry, index) = self.entry(provider, key_id, bucket_arn, principal, slot)?;
         let mut nonce = [0u8; 12];
-        getrandom::fill(&mut nonce).expect("the operating system's random number generator failed");
+        nonce[4..].copy_from_slice(&index.to_be_bytes());
         let sealed = seal_dek(&entry.gcm, &nonce, &object_aad(object_context), dek);
         self.bump(2);
         let inner = &entry.wrapped;
@@ -252,6 +228,49 @@ impl BucketKeys {
             algorithm: ALGORITHM.to_owned(),
             ciphertext: ct,
         })
+    }
+
+    /// The usable bucket key of `slot` and this use's index, generating one when needed. The
+    /// provider is called without the lock held, so a slow or unreachable key service stalls only
+    /// the writers that need a new bucket key (two racing writers may both generate one: both are
+    /// valid, the later is kept).
+    fn entry(
+        &self,
+        provider: &dyn KeyProvider,
+        key_id: &str,
+        bucket_arn: &str,
+        principal: &str,
+        slot: String,
+    ) -> Result<(Arc<Generated>, u64), KeyError> {
+        {
+            let map = self.generated.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = map.get(&slot)
+                && fresh(e.created, self.policy.ttl)
+            {
+                let i = e.uses.fetch_add(1, Ordering::Relaxed);
+                if i < self.policy.max_uses {
+                    return Ok((Arc::clone(e), i));
+                }
+            }
+        }
+        let (bk, wrapped) = provider.generate_data_key(key_id, &bucket_context(bucket_arn))?;
+        self.bump(0);
+        let e = Arc::new(Generated {
+            gcm: Arc::new(Aes256Gcm::new(bk.expose())),
+            wrapped,
+            created: Instant::now(),
+            uses: AtomicU64::new(1),
+        });
+        self.remember(inner_id(&e.wrapped), principal, Arc::clone(&e.gcm));
+        let mut map = self.generated.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= self.policy.max_entries {
+            map.retain(|_, e| fresh(e.created, self.policy.ttl));
+            if map.len() >= self.policy.max_entries {
+                map.clear();
+            }
+        }
+        map.insert(slot, Arc::clone(&e));
+        Ok((e, 0))
     }
 
     fn remember(&self, id: [u8; 32], principal: &str, gcm: Arc<Aes256Gcm>) {

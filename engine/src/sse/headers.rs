@@ -79,16 +79,28 @@ impl Headers {
             .map(|(_, v)| v)
     }
 
-    /// The value of `name`, refusing a repeated one.
-    pub(crate) fn one(&self, name: &str) -> Result<Option<&str>, S3Error> {
-        let mut found = self.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
-        let first = found.next().map(|(_, v)| v);
-        if found.next().is_some() {
-            return Err(S3Error::invalid_argument(format!(
-                "the header {name} is given more than once"
-            )));
+    /// The values of `names` (each at most once: a repeated one is refused), in one pass over the
+    /// headers: a header not starting `x-amz-` is passed over after one comparison.
+    pub(crate) fn scan<'a, const N: usize>(
+        &'a self,
+        names: &[&str; N],
+    ) -> Result<[Option<&'a str>; N], S3Error> {
+        let mut found = [None; N];
+        for (n, v) in self.iter() {
+            if n.len() < 6 || !n.as_bytes()[..6].eq_ignore_ascii_case(b"x-amz-") {
+                continue;
+            }
+            if let Some(i) = names.iter().position(|want| n.eq_ignore_ascii_case(want)) {
+                if found[i].is_some() {
+                    return Err(S3Error::invalid_argument(format!(
+                        "the header {} is given more than once",
+                        names[i]
+                    )));
+                }
+                found[i] = Some(v);
+            }
         }
-        Ok(first)
+        Ok(found)
     }
 
     /// True if any header starting with `x-amz-server-side-encryption` (but not the customer-key ones)
@@ -182,13 +194,44 @@ impl SseHeaders {
     ///
     /// S3's: 400 InvalidArgument, InvalidEncryptionAlgorithmError or InvalidRequest.
     pub fn parse(headers: &Headers, secure: bool) -> Result<Self, S3Error> {
-        let sse = headers.one(SSE)?;
-        let customer_key = customer_key(headers, [C_ALGORITHM, C_KEY, C_KEY_MD5], secure, sse)?;
-        let copy_source_key =
-            customer_key_group(headers, [SRC_C_ALGORITHM, SRC_C_KEY, SRC_C_KEY_MD5], secure)?;
-        let kms_key_id = headers.one(KMS_KEY_ID)?;
-        let context = headers.one(CONTEXT)?;
-        let bucket_key = headers.one(BUCKET_KEY)?;
+        let [
+            sse,
+            kms_key_id,
+            context,
+            bucket_key,
+            c_alg,
+            c_key,
+            c_md5,
+            s_alg,
+            s_key,
+            s_md5,
+        ] = headers.scan(&[
+            SSE,
+            KMS_KEY_ID,
+            CONTEXT,
+            BUCKET_KEY,
+            C_ALGORITHM,
+            C_KEY,
+            C_KEY_MD5,
+            SRC_C_ALGORITHM,
+            SRC_C_KEY,
+            SRC_C_KEY_MD5,
+        ])?;
+        if sse.is_some() && (c_alg.is_some() || c_key.is_some() || c_md5.is_some()) {
+            return Err(S3Error::invalid_argument(format!(
+                "Server Side Encryption with Customer provided key is incompatible with the encryption method specified ({SSE})"
+            )));
+        }
+        let customer_key = customer_key_values(
+            [c_alg, c_key, c_md5],
+            [C_ALGORITHM, C_KEY, C_KEY_MD5],
+            secure,
+        )?;
+        let copy_source_key = customer_key_values(
+            [s_alg, s_key, s_md5],
+            [SRC_C_ALGORITHM, SRC_C_KEY, SRC_C_KEY_MD5],
+            secure,
+        )?;
         let algorithm = match sse {
             None => None,
             Some(v) => Some(crate::sse::DefaultAlgorithm::from_s3(v).ok_or_else(|| {
@@ -246,32 +289,21 @@ impl SseHeaders {
     }
 }
 
-/// The SSE-C group of a write request; `sse` is the `x-amz-server-side-encryption` value, which SSE-C
-/// excludes.
-fn customer_key(
-    headers: &Headers,
-    names: [&str; 3],
-    secure: bool,
-    sse: Option<&str>,
-) -> Result<Option<CustomerKey>, S3Error> {
-    let any = names.iter().any(|n| headers.get(n).is_some());
-    if any && sse.is_some() {
-        return Err(S3Error::invalid_argument(format!(
-            "Server Side Encryption with Customer provided key is incompatible with the encryption method specified ({SSE})"
-        )));
-    }
-    customer_key_group(headers, names, secure)
-}
-
 /// Parses one group of SSE-C headers (the object's, or a copy source's), if any is present.
 pub(crate) fn customer_key_group(
     headers: &Headers,
+    names: [&str; 3],
+    secure: bool,
+) -> Result<Option<CustomerKey>, S3Error> {
+    customer_key_values(headers.scan(&names)?, names, secure)
+}
+
+/// [`customer_key_group`] on values already found.
+fn customer_key_values(
+    [alg, key, md5]: [Option<&str>; 3],
     [alg_name, key_name, md5_name]: [&str; 3],
     secure: bool,
 ) -> Result<Option<CustomerKey>, S3Error> {
-    let alg = headers.one(alg_name)?;
-    let key = headers.one(key_name)?;
-    let md5 = headers.one(md5_name)?;
     if alg.is_none() && key.is_none() && md5.is_none() {
         return Ok(None);
     }
