@@ -1134,7 +1134,7 @@ fn bucket_default_encryption() {
     assert_eq!(
         h[2],
         (
-            "x-amz-server-side-encryption-bucket-key-enabled".into(),
+            "x-amz-server-side-encryption-bucket-key-enabled",
             "true".into()
         )
     );

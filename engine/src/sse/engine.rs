@@ -161,13 +161,19 @@ impl<R: Read> Read for ObjectReader<R> {
     }
 }
 
+/// A provider under the audit log.
+type AuditedProvider = Audited<Arc<dyn KeyProvider>>;
+
+/// SSE response headers: each name (S3's, lower case but for `…-MD5`) and its value.
+pub type ResponseHeaders = Vec<(&'static str, String)>;
+
 /// The engine: key providers, names, bucket keys. Shared by every request thread.
 pub struct SseEngine {
     kms: Arc<dyn KeyProvider>,
     s3: Arc<dyn KeyProvider>,
     /// With an audit log: the providers under it, so each call is recorded with the request's
     /// principal.
-    audited: Option<(Audited<Arc<dyn KeyProvider>>, Audited<Arc<dyn KeyProvider>>)>,
+    audited: Option<(AuditedProvider, AuditedProvider)>,
     config: SseConfig,
     bucket_keys: BucketKeys,
     /// Engine-managed keys known to exist: (SSE-S3 root, aws/s3 default).
@@ -191,7 +197,7 @@ impl std::fmt::Debug for SseEngine {
 pub struct WritePlan {
     meta: ObjectMeta,
     keys: ObjectKeys,
-    headers: Vec<(&'static str, String)>,
+    headers: ResponseHeaders,
 }
 
 /// A read's plan (GET, HEAD, or the source of a copy).
@@ -199,7 +205,7 @@ pub struct WritePlan {
 pub struct ReadPlan {
     meta: ObjectMeta,
     keys: Option<ObjectKeys>,
-    headers: Vec<(&'static str, String)>,
+    headers: ResponseHeaders,
 }
 
 /// An UploadPart's plan: the upload's keys, checked against the request.
@@ -207,7 +213,7 @@ pub struct ReadPlan {
 pub struct PartPlan {
     part: u32,
     keys: ObjectKeys,
-    headers: Vec<(&'static str, String)>,
+    headers: ResponseHeaders,
 }
 
 impl SseEngine {
@@ -576,7 +582,7 @@ impl SseEngine {
         meta: &ObjectMeta,
         customer_key: Option<&CustomerKey>,
         with_context: bool,
-    ) -> Vec<(&'static str, String)> {
+    ) -> ResponseHeaders {
         let mut h = Vec::with_capacity(3);
         let mut push = |n: &'static str, v: String| h.push((n, v));
         match meta.mode {
@@ -892,7 +898,7 @@ impl SseEngine {
         bucket: &BucketConfig,
         upload: &ObjectMeta,
         parts: &[PartEntry],
-    ) -> Result<(ObjectMeta, Vec<(&'static str, String)>), S3Error> {
+    ) -> Result<(ObjectMeta, ResponseHeaders), S3Error> {
         self.authorize_upload(
             Operation::CompleteMultipartUpload,
             headers,
@@ -950,7 +956,7 @@ impl SseEngine {
         &self,
         meta: &ObjectMeta,
         customer_key: Option<&CustomerKey>,
-    ) -> Vec<(&'static str, String)> {
+    ) -> ResponseHeaders {
         self.response_headers_for(meta, customer_key, false)
     }
 }
