@@ -109,17 +109,18 @@ for b in portable aesni; do
 done
 
 step "benchmarks compile and run once (no timing)"
-cargo bench --bench aead --bench object --locked -- --test
+cargo bench --bench aead --bench object --bench sse --locked -- --test
 cargo bench -p ssekit-hsm --bench providers --locked -- --test
 
-# Coverage-guided fuzzing of metadata parsing and object opening (cargo-fuzz with libFuzzer; its
-# -Z flags need RUSTC_BOOTSTRAP on the stable toolchain). A short run: long runs are done by hand.
+# Coverage-guided fuzzing of metadata parsing, object opening, the SSE header parser and the bucket
+# policy parser (cargo-fuzz with libFuzzer; its -Z flags need RUSTC_BOOTSTRAP on the stable
+# toolchain). A short run: long runs are done by hand.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     step "installing cargo-fuzz"
     cargo install cargo-fuzz --locked --version 0.13.2
 fi
-for t in meta open; do
+for t in meta open headers policy; do
     step "fuzz $t for ${FUZZ_SECONDS}s"
     (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$t" -- -max_total_time="$FUZZ_SECONDS")
 done

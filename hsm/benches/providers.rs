@@ -21,8 +21,10 @@ use cryptoki::types::AuthPin;
 use ssekit_engine::keys::{
     CachePolicy, CachingProvider, EncryptionContext, KeyProvider, KeySpec, LocalKeyring, WrappedKey,
 };
-use ssekit_engine::object;
+use ssekit_engine::object::{self, ObjectMeta, SseMode};
+use ssekit_engine::sse::{BucketConfig, Headers, Operation, RequestContext, SseEngine};
 use ssekit_hsm::{Binding, KmsConfig, KmsProvider, Pkcs11Config, Pkcs11Provider};
+use std::sync::Arc;
 
 fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -262,6 +264,52 @@ fn objects(c: &mut Criterion) {
                 let (dek, w) = p.generate_data_key(&id, &cx).unwrap();
                 black_box((object::seal(&dek, &plain).unwrap(), w))
             })
+        });
+        // A whole SSE-KMS PUT through the S3 layer, with and without S3 Bucket Keys, against the
+        // same object sealed with a data key already in hand (docs/BENCHMARKS.md).
+        let p: Arc<dyn KeyProvider> = Arc::from(p);
+        let engine = SseEngine::new(Arc::clone(&p));
+        let rctx = RequestContext::new("bench", "object")
+            .principal("arn:aws:iam::111122223333:user/bench")
+            .secure(true);
+        let headers = |bucket_key: bool| {
+            let mut h = Headers::from_pairs([
+                ("x-amz-server-side-encryption", "aws:kms"),
+                ("x-amz-server-side-encryption-aws-kms-key-id", id.as_str()),
+            ]);
+            if bucket_key {
+                h.insert("x-amz-server-side-encryption-bucket-key-enabled", "true");
+            }
+            h
+        };
+        let put = |h: &Headers| {
+            engine
+                .plan_write(Operation::PutObject, h, &rctx, &BucketConfig::default())
+                .unwrap()
+                .seal_object(&plain)
+                .unwrap()
+        };
+        let (bk, direct) = (headers(true), headers(false));
+        let (_, template) = put(&bk);
+        let dek = ssekit_engine::keys::DataKey::generate();
+        g.bench_function(format!("{name}/sse-kms-dek-in-hand"), |b| {
+            b.iter(|| {
+                let sealed = object::seal(&dek, &plain).unwrap();
+                let mut m = ObjectMeta::new(
+                    SseMode::SseKms,
+                    template.context.clone(),
+                    template.keys.clone(),
+                );
+                m.size = plain.len() as u64;
+                m.authenticate(&dek).unwrap();
+                black_box((sealed, m))
+            })
+        });
+        g.bench_function(format!("{name}/sse-kms-bucket-key"), |b| {
+            b.iter(|| black_box(put(&bk)))
+        });
+        g.bench_function(format!("{name}/sse-kms"), |b| {
+            b.iter(|| black_box(put(&direct)))
         });
     }
     g.finish();
