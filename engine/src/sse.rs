@@ -21,7 +21,7 @@
 //! use ssekit_engine::sse::{BucketConfig, Headers, Operation, RequestContext, SseEngine};
 //!
 //! let home = tempfile::tempdir().unwrap();
-//! let engine = SseEngine::new(Arc::new(LocalKeyring::open(home.path()).unwrap()));
+//! let engine = SseEngine::new(Arc::new(LocalKeyring::open(home.path().join("keys")).unwrap()));
 //! let ctx = RequestContext::new("photos", "cat.jpg").principal("arn:aws:iam::111122223333:user/alice").secure(true);
 //! let bucket = BucketConfig::default();
 //!
