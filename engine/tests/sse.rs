@@ -1776,3 +1776,103 @@ fn objects_swapped_in_the_store_do_not_open_under_the_other_name() {
         );
     }
 }
+
+/// With an audit log, every provider call the S3 layer makes is one line, attributed to the
+/// request's principal and, through the context, to the object; the lines form one valid chain.
+#[test]
+fn every_provider_call_of_the_s3_layer_is_in_the_audit_log() {
+    use ssekit_engine::audit::{AuditLog, VerifyOptions, verify_readers};
+    let r = rig();
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&lines);
+    let log = AuditLog::to_callback(move |l: &str| {
+        sink.lock().unwrap().push(l.to_owned());
+        Ok(())
+    });
+    let engine = SseEngine::new(r.provider.clone()).with_audit(log);
+    let bucket = BucketConfig::default();
+    r.provider.reset();
+    let mut expect = Vec::new();
+    for (m, who) in [
+        (Mode::S3, ALICE),
+        (Mode::Kms, ALICE),
+        (Mode::KmsBucketKey, BOB),
+        (Mode::Dsse, BOB),
+    ] {
+        let key = format!("audited-{m:?}");
+        let c = ctx(&key).principal(who);
+        let (stored, meta) = engine
+            .plan_write(Operation::PutObject, &write_headers(m), &c, &bucket)
+            .unwrap()
+            .seal_object(b"audited")
+            .unwrap();
+        let g = engine
+            .plan_read(Operation::GetObject, &Headers::new(), &c, &bucket, &meta)
+            .unwrap();
+        assert_eq!(g.open(&stored).unwrap(), b"audited");
+        expect.push((key, who, m));
+    }
+    let lines = lines.lock().unwrap().clone();
+    // Every provider call is a line (the engine's first-use creation of its SSE-S3 root included).
+    assert_eq!(
+        lines.len() as u64,
+        r.provider.counts().key_uses() + r.provider.counts().lifecycle,
+        "{lines:#?}"
+    );
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (key, who, m) in &expect {
+        let arn = format!("arn:aws:s3:::bkt/{key}");
+        let of_object: Vec<&serde_json::Value> = parsed
+            .iter()
+            .filter(|v| v["context"]["aws:s3:arn"] == arn.as_str())
+            .collect();
+        let ops: Vec<&str> = of_object
+            .iter()
+            .map(|v| v["op"].as_str().unwrap())
+            .collect();
+        let want: &[&str] = match m {
+            Mode::S3 | Mode::Kms => &["generate", "unwrap"],
+            Mode::Dsse => &["generate", "generate", "unwrap", "unwrap"],
+            // The bucket key's generation names the bucket; the object's key is wrapped locally.
+            _ => &[],
+        };
+        assert_eq!(ops, want, "{m:?}");
+        assert!(
+            of_object
+                .iter()
+                .all(|v| v["principal"] == *who && v["outcome"] == "ok")
+        );
+    }
+    let bucket_key_line = parsed
+        .iter()
+        .find(|v| v["context"]["aws:s3:arn"] == "arn:aws:s3:::bkt")
+        .expect("the bucket key's generation");
+    assert_eq!(bucket_key_line["op"], "generate");
+    assert_eq!(bucket_key_line["principal"], BOB);
+    let text = lines.join("\n") + "\n";
+    let summary = verify_readers(
+        [("callback".to_owned(), text.as_bytes())],
+        &VerifyOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(summary.lines, lines.len() as u64);
+    // A failed call is recorded too, with its outcome.
+    let e = engine
+        .plan_write(
+            Operation::PutObject,
+            &with(
+                Headers::new(),
+                &[
+                    ("x-amz-server-side-encryption", "aws:kms"),
+                    ("x-amz-server-side-encryption-aws-kms-key-id", "off"),
+                ],
+            ),
+            &ctx("denied").principal(ALICE),
+            &bucket,
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "KMS.DisabledException");
+}
