@@ -76,13 +76,22 @@ struct FileKms {
     region: Option<String>,
 }
 
+/// A provider as opened: under the audit log, and the same provider without it.
+#[derive(Clone)]
+struct Opened {
+    audited: Arc<dyn KeyProvider>,
+    raw: Arc<dyn KeyProvider>,
+}
+
 /// The providers' settings, resolved; providers are opened when a command needs one.
 pub struct Providers {
     home: PathBuf,
     flags: ProviderFlags,
     file: FileConfig,
     /// Each provider is opened once (a KMS client, a PKCS#11 login), however many objects use it.
-    opened: Mutex<HashMap<String, Arc<dyn KeyProvider>>>,
+    /// Each is kept twice: under the audit log (for the CLI's own calls) and without it (for the S3
+    /// layer, which records its calls itself, with their principal and the uses no provider sees).
+    opened: Mutex<HashMap<String, Opened>>,
     /// The audit log, opened with the first provider.
     audit: Mutex<Option<Arc<AuditLog>>>,
 }
@@ -147,6 +156,11 @@ impl Providers {
     /// The provider to open an object's key with: the one that wrapped it, unless `--provider`
     /// says otherwise (then they must agree).
     pub fn for_wrapped(&self, provider: &str) -> Result<Arc<dyn KeyProvider>, String> {
+        self.check_wrapped(provider)?;
+        self.open(provider)
+    }
+
+    fn check_wrapped(&self, provider: &str) -> Result<(), String> {
         if let Some(p) = &self.flags.provider
             && p != provider
         {
@@ -154,7 +168,7 @@ impl Providers {
                 "the object's data key was wrapped by provider `{provider}`, not `{p}`: drop --provider or use {provider}"
             ));
         }
-        self.open(provider)
+        Ok(())
     }
 
     /// Opens the chosen provider.
@@ -162,8 +176,30 @@ impl Providers {
         self.open(&self.chosen())
     }
 
-    /// Provider `name`, under the data-key cache when it is on; opened on first use.
+    /// Provider `name`, under the data-key cache when it is on and under the audit log; opened on
+    /// first use.
     pub fn open(&self, name: &str) -> Result<Arc<dyn KeyProvider>, String> {
+        Ok(self.opened(name)?.audited)
+    }
+
+    /// For the S3 layer: the provider (as [`Providers::for_wrapped`] or the chosen one) without the
+    /// audit log, and the log, which the layer records to itself (`SseEngine::with_audit`).
+    pub fn for_s3(
+        &self,
+        wrapped_by: Option<&str>,
+    ) -> Result<(Arc<dyn KeyProvider>, Arc<AuditLog>), String> {
+        let name = match wrapped_by {
+            Some(p) => {
+                self.check_wrapped(p)?;
+                p.to_owned()
+            }
+            None => self.chosen(),
+        };
+        let raw = self.opened(&name)?.raw;
+        Ok((raw, self.audit_log()?))
+    }
+
+    fn opened(&self, name: &str) -> Result<Opened, String> {
         let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = opened.get(name) {
             return Ok(p.clone());
@@ -195,15 +231,20 @@ impl Providers {
             Arc::from(provider)
         };
         // Every key use is recorded, cache hits included: the log is above the cache.
-        let provider: Arc<dyn KeyProvider> = Arc::new(
-            Audited::new(provider, self.audit_log()?).attributed_to(&crate::sse_cmd::principal()),
+        let audited: Arc<dyn KeyProvider> = Arc::new(
+            Audited::new(Arc::clone(&provider), self.audit_log()?)
+                .attributed_to(&crate::sse_cmd::principal()),
         );
-        opened.insert(name.to_owned(), provider.clone());
-        Ok(provider)
+        let o = Opened {
+            audited,
+            raw: provider,
+        };
+        opened.insert(name.to_owned(), o.clone());
+        Ok(o)
     }
 
     /// The audit log: `--audit-log`, else `audit.log` in the home (created 0600 beside the keys).
-    fn audit_log(&self) -> Result<Arc<AuditLog>, String> {
+    pub fn audit_log(&self) -> Result<Arc<AuditLog>, String> {
         let mut slot = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(log) = &*slot {
             return Ok(Arc::clone(log));

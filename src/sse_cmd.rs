@@ -88,11 +88,29 @@ impl SseFlags {
     }
 }
 
-/// An SSE-C key file: 32 raw bytes, or the base64 of 32 bytes (surrounding whitespace ignored).
+/// An SSE-C key file: 32 raw bytes, or the base64 of 32 bytes (surrounding whitespace ignored). Only
+/// a regular file, readable by its owner alone, of at most 64 bytes: a key others can read is not a
+/// secret, and a FIFO or a device would block or never end.
 fn read_customer_key(path: &std::path::Path) -> Result<CustomerKey, String> {
-    let bytes = Zeroizing::new(
-        std::fs::read(path).map_err(|e| format!("--sse-c-key-file {}: {e}", path.display()))?,
-    );
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let name = path.display();
+    let f = std::fs::File::open(path).map_err(|e| format!("--sse-c-key-file {name}: {e}"))?;
+    let m = f
+        .metadata()
+        .map_err(|e| format!("--sse-c-key-file {name}: {e}"))?;
+    if !m.is_file() {
+        return Err(format!("--sse-c-key-file {name}: not a regular file"));
+    }
+    if m.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "--sse-c-key-file {name}: readable or writable by others; run `chmod 600 {name}`"
+        ));
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(65));
+    f.take(65)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("--sse-c-key-file {name}: {e}"))?;
     if let Ok(raw) = <&[u8; 32]>::try_from(bytes.as_slice()) {
         return Ok(CustomerKey::from_bytes(raw));
     }
@@ -100,12 +118,7 @@ fn read_customer_key(path: &std::path::Path) -> Result<CustomerKey, String> {
     let decoded = Zeroizing::new(B64.decode(text).unwrap_or_default());
     <&[u8; 32]>::try_from(decoded.as_slice())
         .map(CustomerKey::from_bytes)
-        .map_err(|_| {
-            format!(
-                "--sse-c-key-file {}: must hold 32 raw bytes or their base64",
-                path.display()
-            )
-        })
+        .map_err(|_| format!("--sse-c-key-file {name}: must hold 32 raw bytes or their base64"))
 }
 
 /// The principal the CLI acts as: the local user.
@@ -159,22 +172,24 @@ pub fn read_context(flags: &SseFlags, meta: &ObjectMeta) -> RequestContext {
     .secure(true)
 }
 
-/// An engine over the chosen provider (for writes).
+/// An engine over the chosen provider (for writes), recording to the audit log with the user as
+/// principal.
 pub fn write_engine(ps: &Providers) -> Result<SseEngine, String> {
-    Ok(SseEngine::new(ps.open_chosen()?))
+    let (provider, log) = ps.for_s3(None)?;
+    Ok(SseEngine::new(provider).with_audit(log))
 }
 
 /// An engine over the provider that wrapped the object's keys (for reads).
 pub fn read_engine(ps: &Providers, meta: &ObjectMeta) -> Result<SseEngine, String> {
-    let provider: Arc<dyn KeyProvider> = match meta.keys.first() {
+    let (provider, log): (Arc<dyn KeyProvider>, _) = match meta.keys.first() {
         Some(k) if k.provider == sse::bucket_key::PROVIDER => {
             let inner = sse::bucket_key::BucketKeys::inner(k).map_err(|e| e.to_string())?;
-            ps.for_wrapped(&inner.provider)?
+            ps.for_s3(Some(&inner.provider))?
         }
-        Some(k) if k.provider != "sse-c" => ps.for_wrapped(&k.provider)?,
-        _ => ps.open_chosen()?,
+        Some(k) if k.provider != "sse-c" => ps.for_s3(Some(&k.provider))?,
+        _ => ps.for_s3(None)?,
     };
-    Ok(SseEngine::new(provider))
+    Ok(SseEngine::new(provider).with_audit(log))
 }
 
 /// Plans the write of a `put`.

@@ -51,7 +51,9 @@ impl Home {
 }
 
 fn write(path: &Path, data: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, data).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn data(n: usize) -> Vec<u8> {
@@ -252,6 +254,79 @@ fn s3_errors_come_out_with_their_codes() {
     let err = h.fails(&["get", "n.obj", "x", "--object", "other"]);
     assert!(err.contains("InternalError (500)"), "{err}");
     assert!(!h.path("x.part").exists());
+    // Key files: the user's alone, regular, short.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(h.path("ck"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let err = h.fails(&["get", "c.obj", "x", "--sse-c-key-file", "ck"]);
+    assert!(err.contains("chmod 600"), "{err}");
+    let err = h.fails(&["get", "c.obj", "x", "--sse-c-key-file", "/dev/zero"]);
+    assert!(err.contains("not a regular file"), "{err}");
+    write(&h.path("long"), &[7u8; 4096]);
+    let err = h.fails(&["get", "c.obj", "x", "--sse-c-key-file", "long"]);
+    assert!(err.contains("32 raw bytes"), "{err}");
+}
+
+/// The CLI's S3 path records its key uses in the home's audit log, naming each object, bucket-key
+/// and SSE-C uses included, and the log verifies.
+#[test]
+fn the_cli_audit_log_names_every_object() {
+    let h = Home::new();
+    write(&h.path("in"), b"body");
+    write(&h.path("ck"), &[5u8; 32]);
+    h.ok(&[
+        "put",
+        "in",
+        "a",
+        "--sse",
+        "aws:kms",
+        "--bucket-key",
+        "--bucket",
+        "pics",
+        "--object",
+        "cat.jpg",
+    ]);
+    h.ok(&["get", "a", "out"]);
+    h.ok(&[
+        "put",
+        "in",
+        "c",
+        "--sse-c-key-file",
+        "ck",
+        "--bucket",
+        "pics",
+        "--object",
+        "dog.jpg",
+    ]);
+    h.ok(&["get", "c", "out", "--sse-c-key-file", "ck"]);
+    let log = std::fs::read_to_string(h.path("home/audit.log")).unwrap();
+    let ops: Vec<(String, String)> = log
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["op"].as_str().unwrap().to_owned(),
+                v["context"]["aws:s3:arn"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .filter(|(op, _)| op != "create")
+        .collect();
+    let want = [
+        ("generate", "arn:aws:s3:::pics"),
+        ("bucket_key_wrap", "arn:aws:s3:::pics/cat.jpg"),
+        ("unwrap", "arn:aws:s3:::pics"),
+        ("bucket_key_unwrap", "arn:aws:s3:::pics/cat.jpg"),
+        ("sse_c_wrap", "arn:aws:s3:::pics/dog.jpg"),
+        ("sse_c_unwrap", "arn:aws:s3:::pics/dog.jpg"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(ops, want, "{log}");
+    let out = h.ok(&["audit", "verify", "home/audit.log"]);
+    assert!(out.starts_with("ok: "), "{out}");
 }
 
 const SEED_POLICY: &str = r#"{

@@ -80,6 +80,15 @@ pub enum Op {
     CancelDeletion,
     /// [`KeyProvider::rewrap`].
     Rewrap,
+    /// An object's data key wrapped under a cached S3 Bucket Key (no provider call: logged by the
+    /// S3 layer, naming the object).
+    BucketKeyWrap,
+    /// An object's data key unwrapped under a cached S3 Bucket Key.
+    BucketKeyUnwrap,
+    /// An object's data key wrapped under an SSE-C customer key (logged by the S3 layer).
+    CustomerKeyWrap,
+    /// An object's data key unwrapped with an SSE-C customer key (a wrong key is a failed one).
+    CustomerKeyUnwrap,
 }
 
 impl Op {
@@ -96,6 +105,10 @@ impl Op {
             Op::ScheduleDeletion => "schedule_deletion",
             Op::CancelDeletion => "cancel_deletion",
             Op::Rewrap => "rewrap",
+            Op::BucketKeyWrap => "bucket_key_wrap",
+            Op::BucketKeyUnwrap => "bucket_key_unwrap",
+            Op::CustomerKeyWrap => "sse_c_wrap",
+            Op::CustomerKeyUnwrap => "sse_c_unwrap",
         }
     }
 }

@@ -47,7 +47,7 @@ mod ssec;
 pub use authorize::evaluate_policy;
 pub use config::{BucketConfig, BucketEncryption, DefaultAlgorithm};
 pub use engine::{
-    AWS_S3_DEFAULT_KEY, ObjectKeys, ObjectReader, ObjectWriter, PartPlan, ReadPlan,
+    AWS_S3_DEFAULT_KEY, CopySource, ObjectKeys, ObjectReader, ObjectWriter, PartPlan, ReadPlan,
     ResponseHeaders, SSE_S3_ROOT_KEY, SseConfig, SseEngine, WritePlan,
 };
 pub use headers::{CustomerKey, Headers, SseHeaders, parse_range_header};

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ssekit_engine::keys::{Counted, KeyProvider, KeySpec, LocalKeyring};
 use ssekit_engine::object::{ByteRange, ObjectMeta, PartEntry, ReadAt, SseMode};
 use ssekit_engine::sse::{
-    BucketConfig, BucketEncryption, CustomerKey, DefaultAlgorithm, Headers, Operation,
+    BucketConfig, BucketEncryption, CopySource, CustomerKey, DefaultAlgorithm, Headers, Operation,
     RequestContext, S3Error, SseEngine,
 };
 
@@ -48,6 +48,16 @@ fn ctx(key: &str) -> RequestContext {
     RequestContext::new("bkt", key)
         .principal(ALICE)
         .secure(true)
+}
+
+/// A copy's source in an unconfigured bucket.
+fn src<'a>(c: &'a RequestContext, meta: &'a ObjectMeta) -> CopySource<'a> {
+    static NONE: std::sync::OnceLock<BucketConfig> = std::sync::OnceLock::new();
+    CopySource {
+        ctx: c,
+        bucket: NONE.get_or_init(BucketConfig::default),
+        meta,
+    }
 }
 
 fn key_a() -> CustomerKey {
@@ -436,6 +446,7 @@ fn multipart_in_every_mode_parts_from_threads_out_of_order() {
 #[test]
 fn copy_from_every_mode_into_every_mode() {
     let r = rig();
+    let sctx = ctx("src");
     let data = body(50_000, 9);
     for from in MODES {
         let (stored, meta) = put(&r, from, "src", &data);
@@ -446,13 +457,7 @@ fn copy_from_every_mode_into_every_mode() {
             }
             let (read, write) = r
                 .engine
-                .plan_copy(
-                    &h,
-                    &ctx("dst"),
-                    &BucketConfig::default(),
-                    &ctx("src"),
-                    &meta,
-                )
+                .plan_copy(&h, &ctx("dst"), &BucketConfig::default(), src(&sctx, &meta))
                 .unwrap();
             let plain = read.open(&stored).unwrap();
             assert_eq!(write.response_headers(), expected_headers(to).as_slice());
@@ -472,8 +477,7 @@ fn copy_from_every_mode_into_every_mode() {
                     &write_headers(Mode::S3),
                     &ctx("dst"),
                     &BucketConfig::default(),
-                    &ctx("src"),
-                    &meta,
+                    src(&sctx, &meta),
                 )
                 .unwrap_err();
             assert_eq!(code(&e), ("InvalidRequest", 400));
@@ -483,13 +487,7 @@ fn copy_from_every_mode_into_every_mode() {
             }
             let e = r
                 .engine
-                .plan_copy(
-                    &h,
-                    &ctx("dst"),
-                    &BucketConfig::default(),
-                    &ctx("src"),
-                    &meta,
-                )
+                .plan_copy(&h, &ctx("dst"), &BucketConfig::default(), src(&sctx, &meta))
                 .unwrap_err();
             assert_eq!(code(&e), ("AccessDenied", 403));
         }
@@ -499,6 +497,7 @@ fn copy_from_every_mode_into_every_mode() {
 #[test]
 fn upload_part_copy_from_every_mode_into_every_mode() {
     let r = rig();
+    let sctx = ctx("src");
     let data = body(40_000, 1);
     for from in MODES {
         let (stored, smeta) = put(&r, from, "src", &data);
@@ -525,8 +524,7 @@ fn upload_part_copy_from_every_mode_into_every_mode() {
                     &BucketConfig::default(),
                     &upload,
                     1,
-                    &ctx("src"),
-                    &smeta,
+                    src(&sctx, &smeta),
                 )
                 .unwrap();
             let rr = read
@@ -1798,6 +1796,7 @@ fn every_provider_call_of_the_s3_layer_is_in_the_audit_log() {
         (Mode::Kms, ALICE),
         (Mode::KmsBucketKey, BOB),
         (Mode::Dsse, BOB),
+        (Mode::SseC, ALICE),
     ] {
         let key = format!("audited-{m:?}");
         let c = ctx(&key).principal(who);
@@ -1807,22 +1806,46 @@ fn every_provider_call_of_the_s3_layer_is_in_the_audit_log() {
             .seal_object(b"audited")
             .unwrap();
         let g = engine
-            .plan_read(Operation::GetObject, &Headers::new(), &c, &bucket, &meta)
+            .plan_read(Operation::GetObject, &read_headers(m), &c, &bucket, &meta)
             .unwrap();
         assert_eq!(g.open(&stored).unwrap(), b"audited");
         expect.push((key, who, m));
     }
+    // A wrong SSE-C key is recorded as a failed use, naming the object.
+    let (_, c_meta) = put(&r, Mode::SseC, "ssec-wrong", b"x");
+    let mut wrong = Headers::new();
+    for (n, v) in key_b().headers() {
+        wrong.insert(n, &v);
+    }
+    let e = engine
+        .plan_read(
+            Operation::GetObject,
+            &wrong,
+            &ctx("ssec-wrong"),
+            &bucket,
+            &c_meta,
+        )
+        .unwrap_err();
+    assert_eq!(e.status, 403);
     let lines = lines.lock().unwrap().clone();
-    // Every provider call is a line (the engine's first-use creation of its SSE-S3 root included).
-    assert_eq!(
-        lines.len() as u64,
-        r.provider.counts().key_uses() + r.provider.counts().lifecycle,
-        "{lines:#?}"
-    );
     let parsed: Vec<serde_json::Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // Every provider call is a line (the engine's first-use creation of its SSE-S3 root included),
+    // and so is every key use that called none (bucket keys, SSE-C).
+    let local = parsed
+        .iter()
+        .filter(|v| {
+            v["op"].as_str().unwrap().starts_with("bucket_key_")
+                || v["op"].as_str().unwrap().starts_with("sse_c_")
+        })
+        .count() as u64;
+    assert_eq!(
+        lines.len() as u64,
+        r.provider.counts().key_uses() + r.provider.counts().lifecycle + local,
+        "{lines:#?}"
+    );
     for (key, who, m) in &expect {
         let arn = format!("arn:aws:s3:::bkt/{key}");
         let of_object: Vec<&serde_json::Value> = parsed
@@ -1836,8 +1859,8 @@ fn every_provider_call_of_the_s3_layer_is_in_the_audit_log() {
         let want: &[&str] = match m {
             Mode::S3 | Mode::Kms => &["generate", "unwrap"],
             Mode::Dsse => &["generate", "generate", "unwrap", "unwrap"],
-            // The bucket key's generation names the bucket; the object's key is wrapped locally.
-            _ => &[],
+            Mode::KmsBucketKey => &["bucket_key_wrap", "bucket_key_unwrap"],
+            Mode::SseC => &["sse_c_wrap", "sse_c_unwrap"],
         };
         assert_eq!(ops, want, "{m:?}");
         assert!(
@@ -1846,6 +1869,13 @@ fn every_provider_call_of_the_s3_layer_is_in_the_audit_log() {
                 .all(|v| v["principal"] == *who && v["outcome"] == "ok")
         );
     }
+    let failed: Vec<&serde_json::Value> = parsed
+        .iter()
+        .filter(|v| v["context"]["aws:s3:arn"] == "arn:aws:s3:::bkt/ssec-wrong")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["op"], "sse_c_unwrap");
+    assert_eq!(failed[0]["outcome"], "UnwrapFailed");
     let bucket_key_line = parsed
         .iter()
         .find(|v| v["context"]["aws:s3:arn"] == "arn:aws:s3:::bkt")
@@ -1875,4 +1905,217 @@ fn every_provider_call_of_the_s3_layer_is_in_the_audit_log() {
         )
         .unwrap_err();
     assert_eq!(e.code, "KMS.DisabledException");
+}
+
+/// A log that cannot be written stops every key use, those under a cached bucket key and SSE-C's
+/// included: nothing is encrypted or decrypted without its line.
+#[test]
+fn a_failing_audit_log_stops_bucket_key_and_sse_c_uses_too() {
+    use ssekit_engine::audit::AuditLog;
+    use std::sync::atomic::AtomicBool;
+    let r = rig();
+    let down = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&down);
+    let log = AuditLog::to_callback(move |_: &str| {
+        if flag.load(Ordering::SeqCst) {
+            Err("disk full".to_owned())
+        } else {
+            Ok(())
+        }
+    });
+    let engine = SseEngine::new(r.provider.clone()).with_audit(log);
+    let b = BucketConfig::default();
+    let mut objects = Vec::new();
+    for m in [Mode::KmsBucketKey, Mode::SseC] {
+        let c = ctx(&format!("f-{m:?}"));
+        let (stored, meta) = engine
+            .plan_write(Operation::PutObject, &write_headers(m), &c, &b)
+            .unwrap()
+            .seal_object(b"logged")
+            .unwrap();
+        objects.push((m, c, stored, meta));
+    }
+    down.store(true, Ordering::SeqCst);
+    for (m, c, _, meta) in &objects {
+        let e = engine
+            .plan_write(Operation::PutObject, &write_headers(*m), c, &b)
+            .unwrap_err();
+        assert_eq!((e.code, e.status), ("ServiceUnavailable", 503), "{m:?} put");
+        let e = engine
+            .plan_read(Operation::GetObject, &read_headers(*m), c, &b, meta)
+            .unwrap_err();
+        assert_eq!(e.status, 503, "{m:?} get");
+    }
+    down.store(false, Ordering::SeqCst);
+    for (m, c, stored, meta) in &objects {
+        let g = engine
+            .plan_read(Operation::GetObject, &read_headers(*m), c, &b, meta)
+            .unwrap();
+        assert_eq!(g.open(stored).unwrap(), b"logged");
+    }
+}
+
+/// What the review of the S3 layer found: copies obey the source bucket's policy; the engine's
+/// SSE-S3 root cannot be named as a customer key; bucket names cannot fold into object keys; request
+/// values are bounded before the policy's wildcards run over them.
+#[test]
+fn copies_names_and_limits() {
+    let r = rig();
+    let (stored, meta) = put(&r, Mode::Kms, "doc", b"top secret");
+    let deny_get = policy_bucket(
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"NoReads","Effect":"Deny","Principal":"*",
+        "Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt/*"}]}"#,
+    );
+    let source_ctx = ctx("doc");
+    let denied_source = CopySource {
+        ctx: &source_ctx,
+        bucket: &deny_get,
+        meta: &meta,
+    };
+    let target = RequestContext::new("mine", "copy")
+        .principal(ALICE)
+        .secure(true);
+    let e = r
+        .engine
+        .plan_copy(
+            &Headers::new(),
+            &target,
+            &BucketConfig::default(),
+            denied_source,
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), ("AccessDenied", 403));
+    let up = r
+        .engine
+        .plan_write(
+            Operation::CreateMultipartUpload,
+            &Headers::new(),
+            &target,
+            &BucketConfig::default(),
+        )
+        .unwrap()
+        .upload_meta()
+        .clone();
+    let e = r
+        .engine
+        .plan_part_copy(
+            &Headers::new(),
+            &target,
+            &BucketConfig::default(),
+            &up,
+            1,
+            denied_source,
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), ("AccessDenied", 403));
+    let (read, _) = r
+        .engine
+        .plan_copy(
+            &Headers::new(),
+            &target,
+            &BucketConfig::default(),
+            src(&source_ctx, &meta),
+        )
+        .unwrap();
+    assert_eq!(read.open(&stored).unwrap(), b"top secret");
+
+    for id in [
+        "ssekit-sse-s3",
+        "alias/ssekit-sse-s3",
+        "arn:aws:kms:us-east-1:000000000000:key/ssekit-sse-s3",
+        "arn:aws:kms:us-east-1:000000000000:alias/ssekit-sse-s3",
+    ] {
+        let h = with(
+            Headers::new(),
+            &[
+                ("x-amz-server-side-encryption", "aws:kms"),
+                ("x-amz-server-side-encryption-aws-kms-key-id", id),
+            ],
+        );
+        assert_eq!(
+            put_err(&r, &h, true),
+            Err(("KMS.NotFoundException", 400)),
+            "{id}"
+        );
+        let cfg = BucketEncryption {
+            algorithm: DefaultAlgorithm::AwsKms,
+            kms_key_id: Some(id.into()),
+            bucket_key_enabled: false,
+        };
+        assert!(cfg.validate().is_err(), "{id}");
+    }
+
+    let slash = RequestContext::new("a/b", "c").secure(true);
+    let e = r
+        .engine
+        .plan_write(
+            Operation::PutObject,
+            &Headers::new(),
+            &slash,
+            &BucketConfig::default(),
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), ("InvalidBucketName", 400));
+    let long_key = RequestContext::new("bkt", &"k".repeat(1025)).secure(true);
+    let e = r
+        .engine
+        .plan_write(
+            Operation::PutObject,
+            &Headers::new(),
+            &long_key,
+            &BucketConfig::default(),
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), ("KeyTooLongError", 400));
+    let huge = "a".repeat(60_000);
+    for h in [
+        with(
+            Headers::new(),
+            &[("x-amz-server-side-encryption-aws-kms-key-id", &huge)],
+        ),
+        with(
+            Headers::new(),
+            &[(
+                "X-Amz-Copy-Source-Server-Side-Encryption-Customer-Key",
+                &huge,
+            )],
+        ),
+        Headers::from_pairs(vec![("x-amz-server-side-encryption", "AES256"); 17]),
+    ] {
+        // Refused before the policy runs: the seed policy would deny them, but not first.
+        let e = r
+            .engine
+            .plan_write(
+                Operation::PutObject,
+                &h,
+                &RequestContext::new("my-secure-bucket", "k").secure(true),
+                &policy_bucket(SEED_POLICY),
+            )
+            .unwrap_err();
+        assert_eq!(code(&e), ("InvalidArgument", 400));
+    }
+    let e = put_err(
+        &r,
+        &with(
+            write_headers(Mode::Kms),
+            &[(
+                "x-amz-server-side-encryption-context",
+                &B64.encode(r#"{"AWS:s3:arn":"x"}"#),
+            )],
+        ),
+        true,
+    );
+    assert_eq!(e, Err(("InvalidArgument", 400)));
+    // Complete refuses SSE headers, as UploadPart does.
+    let e = r
+        .engine
+        .complete(
+            &write_headers(Mode::S3),
+            &target,
+            &BucketConfig::default(),
+            &up,
+            &[PartEntry { number: 1, size: 0 }],
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), ("InvalidArgument", 400));
 }

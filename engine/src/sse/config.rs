@@ -77,7 +77,11 @@ impl BucketEncryption {
                     "a KMSMasterKeyID is allowed only with SSEAlgorithm aws:kms or aws:kms:dsse",
                 ));
             }
-            if id.is_empty() || id.len() > 2048 || id.chars().any(char::is_control) {
+            if id.is_empty()
+                || id.len() > 2048
+                || id.chars().any(char::is_control)
+                || super::engine::names_engine_root(id)
+            {
                 return Err(S3Error::invalid_argument(format!(
                     "invalid KMSMasterKeyID `{}`",
                     super::quote(id)

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use super::bucket_key::{self, BucketKeyPolicy, BucketKeyStats, BucketKeys};
 use super::headers::{self, CustomerKey, Headers, SseHeaders, customer_key_group};
 use super::{BucketConfig, DefaultAlgorithm, Operation, RequestContext, S3Error, quote, ssec};
-use crate::audit::{AuditLog, Audited};
+use crate::audit::{AuditLog, Audited, Event, Op};
 use crate::keys::{DataKey, EncryptionContext, KeyError, KeyProvider, KeySpec, WrappedKey};
 use crate::object::{
     self, ByteRange, LayeredWriter, MAX_PART_NUMBER, ObjectMeta, OpenReader, PartEntry, RangeRead,
@@ -174,6 +174,8 @@ pub struct SseEngine {
     /// With an audit log: the providers under it, so each call is recorded with the request's
     /// principal.
     audited: Option<(AuditedProvider, AuditedProvider)>,
+    /// The same log, for the key uses that call no provider (bucket keys, SSE-C).
+    log: Option<Arc<AuditLog>>,
     config: SseConfig,
     bucket_keys: BucketKeys,
     /// Engine-managed keys known to exist: (SSE-S3 root, aws/s3 default).
@@ -190,6 +192,19 @@ impl std::fmt::Debug for SseEngine {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// The source of a CopyObject or UploadPartCopy: its request context (the source bucket and key,
+/// with the requester's principal and TLS flag), its bucket's configuration (whose policy must allow
+/// `s3:GetObject`), and its stored metadata.
+#[derive(Clone, Copy, Debug)]
+pub struct CopySource<'a> {
+    /// The source object, as the requester reads it.
+    pub ctx: &'a RequestContext,
+    /// The source bucket's configuration.
+    pub bucket: &'a BucketConfig,
+    /// The source object's stored metadata.
+    pub meta: &'a ObjectMeta,
 }
 
 /// A write's plan: the mode and keys chosen, what to store, and the response headers.
@@ -232,6 +247,7 @@ impl SseEngine {
             kms,
             s3: sse_s3,
             audited: None,
+            log: None,
             bucket_keys: BucketKeys::new(config.bucket_keys),
             arn_prefix: format!("arn:aws:kms:{}:{}:key/", config.region, config.account),
             config,
@@ -241,13 +257,47 @@ impl SseEngine {
 
     /// Records every provider call of this engine in `log` (docs/AUDIT.md): operation, key,
     /// encryption context (which names the object), the request's principal, outcome. A call whose
-    /// record cannot be written fails, and its key is not used.
+    /// record cannot be written fails, and its key is not used. The key uses that call no provider
+    /// are recorded too, naming the object: a data key wrapped or unwrapped under a cached S3 Bucket
+    /// Key (`bucket_key_wrap`, `bucket_key_unwrap`) or under an SSE-C key (`sse_c_wrap`,
+    /// `sse_c_unwrap`, a wrong key as a failed one); a request whose line cannot be written fails.
     pub fn with_audit(mut self, log: Arc<AuditLog>) -> Self {
         self.audited = Some((
             Audited::new(Arc::clone(&self.kms), Arc::clone(&log)),
-            Audited::new(Arc::clone(&self.s3), log),
+            Audited::new(Arc::clone(&self.s3), Arc::clone(&log)),
         ));
+        self.log = Some(log);
         self
+    }
+
+    /// Records a key use that called no provider; a line that cannot be written fails the request.
+    fn note_local(
+        &self,
+        op: Op,
+        wrapped: &WrappedKey,
+        context: &EncryptionContext,
+        principal: &str,
+        outcome: Result<(), &KeyError>,
+    ) -> Result<(), S3Error> {
+        let Some(log) = &self.log else {
+            return Ok(());
+        };
+        log.record(&Event {
+            op,
+            provider: &wrapped.provider,
+            key_id: Some(&wrapped.key_id),
+            key_version: Some(wrapped.key_version),
+            context: Some(context),
+            principal: Some(principal),
+            outcome,
+        })
+        .map_err(|e| {
+            S3Error::new(
+                "ServiceUnavailable",
+                503,
+                format!("the audit log cannot be written ({e}): the key is not used"),
+            )
+        })
     }
 
     /// The KMS-key provider as `principal` calls it (recorded under that principal when audited).
@@ -296,6 +346,7 @@ impl SseEngine {
         ctx: &RequestContext,
         bucket: &BucketConfig,
     ) -> Result<(), S3Error> {
+        super::authorize::check_request(headers, ctx)?;
         super::authorize::authorize(op, headers, ctx, bucket, self.config.default_allow, &[])
     }
 
@@ -326,6 +377,7 @@ impl SseEngine {
             }
             _ => {}
         }
+        super::authorize::check_request(headers, ctx)?;
         super::authorize::authorize(op, headers, ctx, bucket, self.config.default_allow, &extra)
     }
 
@@ -381,6 +433,13 @@ impl SseEngine {
         if let Some(ck) = &sse.customer_key {
             let dek = DataKey::generate();
             let wrapped = ssec::wrap(ck, &dek, &context);
+            self.note_local(
+                Op::CustomerKeyWrap,
+                &wrapped,
+                &context,
+                &ctx.principal,
+                Ok(()),
+            )?;
             let meta = ObjectMeta::new(SseMode::SseC, context, vec![wrapped]);
             let headers = self.response_headers_for(&meta, Some(ck), false);
             return Ok(WritePlan {
@@ -465,6 +524,7 @@ impl SseEngine {
                     &dek,
                 )
                 .map_err(err)?;
+            self.note_local(Op::BucketKeyWrap, &w, &context, &ctx.principal, Ok(()))?;
             let keys = ObjectKeys {
                 inner: dek,
                 outer: None,
@@ -532,6 +592,14 @@ impl SseEngine {
         if named == "alias/aws/s3" || named.ends_with(":alias/aws/s3") {
             self.ensure(1, principal)?;
             return Ok(AWS_S3_DEFAULT_KEY.to_owned());
+        }
+        if names_engine_root(named) {
+            // The SSE-S3 root is the engine's own: no request may use it as a customer key.
+            return Err(S3Error::new(
+                "KMS.NotFoundException",
+                400,
+                format!("Invalid keyId '{}'", quote(named)),
+            ));
         }
         if self.kms.name() == "kms" {
             // AWS KMS resolves ids, aliases and ARNs itself.
@@ -670,20 +738,30 @@ impl SseEngine {
         headers: &Headers,
         target: &RequestContext,
         target_bucket: &BucketConfig,
-        source: &RequestContext,
-        source_meta: &ObjectMeta,
+        source: CopySource<'_>,
     ) -> Result<(ReadPlan, WritePlan), S3Error> {
         self.authorize(Operation::CopyObject, headers, target, target_bucket)?;
+        self.authorize_source(&source)?;
         let sse = SseHeaders::parse(headers, target.secure)?;
         let read = self.read_keys(
             true,
             sse.copy_source_key.as_ref(),
-            source,
-            source_meta,
+            source.ctx,
+            source.meta,
             true,
         )?;
         let write = self.write_keys(&sse, target, target_bucket)?;
         Ok((read, write))
+    }
+
+    /// A copy reads its source: the source bucket's policy must allow `s3:GetObject` on it.
+    fn authorize_source(&self, source: &CopySource<'_>) -> Result<(), S3Error> {
+        self.authorize(
+            Operation::GetObject,
+            &Headers::new(),
+            source.ctx,
+            source.bucket,
+        )
     }
 
     fn read_keys(
@@ -704,7 +782,12 @@ impl SseEngine {
                         "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object."
                     }));
                 };
-                Some(self.ssec_keys(ck, meta, S3Error::access_denied("Access Denied"))?)
+                Some(self.ssec_keys(
+                    ck,
+                    meta,
+                    &ctx.principal,
+                    S3Error::access_denied("Access Denied"),
+                )?)
             }
             _ if ck.is_some() => {
                 return Err(S3Error::invalid_request(
@@ -725,6 +808,7 @@ impl SseEngine {
         &self,
         ck: &CustomerKey,
         meta: &ObjectMeta,
+        principal: &str,
         wrong: S3Error,
     ) -> Result<ObjectKeys, S3Error> {
         let [w] = meta.keys.as_slice() else {
@@ -732,7 +816,22 @@ impl SseEngine {
                 "the object's metadata holds no SSE-C key record",
             ));
         };
-        match ssec::unwrap(ck, w, &meta.context) {
+        let r = ssec::unwrap(ck, w, &meta.context);
+        let failed = match &r {
+            Ok(_) => None,
+            Err(ssec::SsecError::WrongKey) => Some(KeyError::UnwrapFailed),
+            Err(ssec::SsecError::Corrupt) => {
+                Some(KeyError::Corrupt("the SSE-C key record is damaged".into()))
+            }
+        };
+        self.note_local(
+            Op::CustomerKeyUnwrap,
+            w,
+            &meta.context,
+            principal,
+            failed.as_ref().map_or(Ok(()), Err),
+        )?;
+        match r {
             Ok(inner) => Ok(ObjectKeys::one(inner)),
             Err(ssec::SsecError::WrongKey) => Err(wrong),
             Err(ssec::SsecError::Corrupt) => Err(S3Error::internal(
@@ -747,13 +846,21 @@ impl SseEngine {
         let one = |w: &WrappedKey, kms: bool| -> Result<DataKey, S3Error> {
             let provider: &dyn KeyProvider = if kms { &*kms_p } else { &*s3_p };
             let r = if w.provider == bucket_key::PROVIDER {
-                self.bucket_keys.unwrap(
+                let r = self.bucket_keys.unwrap(
                     provider,
                     w,
                     &ctx.bucket_arn(),
                     &ctx.principal,
                     &meta.context,
-                )
+                );
+                self.note_local(
+                    Op::BucketKeyUnwrap,
+                    w,
+                    &meta.context,
+                    &ctx.principal,
+                    r.as_ref().map(|_| ()),
+                )?;
+                r
             } else {
                 w.expect_provider(provider.name())
                     .and_then(|()| provider.unwrap(w, &meta.context))
@@ -841,6 +948,7 @@ impl SseEngine {
             (SseMode::SseC, Some(ck)) => self.ssec_keys(
                 ck,
                 upload,
+                &ctx.principal,
                 S3Error::invalid_request(
                     "The provided encryption parameters did not match the ones used originally.",
                 ),
@@ -857,7 +965,6 @@ impl SseEngine {
     /// # Errors
     ///
     /// As [`SseEngine::plan_copy`] for the source and [`SseEngine::plan_part`] for the part.
-    #[allow(clippy::too_many_arguments)]
     pub fn plan_part_copy(
         &self,
         headers: &Headers,
@@ -865,10 +972,10 @@ impl SseEngine {
         bucket: &BucketConfig,
         upload: &ObjectMeta,
         part: u32,
-        source: &RequestContext,
-        source_meta: &ObjectMeta,
+        source: CopySource<'_>,
     ) -> Result<(ReadPlan, PartPlan), S3Error> {
         self.authorize_upload(Operation::UploadPartCopy, headers, ctx, bucket, upload)?;
+        self.authorize_source(&source)?;
         let src_key = customer_key_group(
             headers,
             [
@@ -878,7 +985,7 @@ impl SseEngine {
             ],
             ctx.secure,
         )?;
-        let read = self.read_keys(true, src_key.as_ref(), source, source_meta, true)?;
+        let read = self.read_keys(true, src_key.as_ref(), source.ctx, source.meta, true)?;
         let part = self.part_keys(headers, ctx, upload, part)?;
         Ok((read, part))
     }
@@ -935,6 +1042,11 @@ impl SseEngine {
                     "Your proposed upload exceeds the maximum allowed object size.",
                 )
             })?;
+        if headers.has_sse_or_kms() {
+            return Err(S3Error::invalid_argument(
+                "CompleteMultipartUpload does not take x-amz-server-side-encryption headers: the upload's encryption is used",
+            ));
+        }
         let ck = customer_key_group(
             headers,
             [headers::C_ALGORITHM, headers::C_KEY, headers::C_KEY_MD5],
@@ -1210,6 +1322,13 @@ impl PartPlan {
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, S3Error> {
         self.keys.seal_part(self.part, plaintext)
     }
+}
+
+/// True when a KMS key id, in any of its forms (id, `alias/NAME`, key or alias ARN), names the
+/// engine's SSE-S3 root key.
+pub(crate) fn names_engine_root(named: &str) -> bool {
+    let last = named.rsplit([':', '/']).next().unwrap_or(named);
+    last == SSE_S3_ROOT_KEY
 }
 
 /// The metadata's (authenticated) context names the object it was written for: metadata moved to

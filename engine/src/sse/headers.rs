@@ -378,7 +378,7 @@ fn parse_context(v: &str) -> Result<EncryptionContext, S3Error> {
         let serde_json::Value::String(s) = val else {
             return Err(bad());
         };
-        if k.starts_with("aws:") {
+        if k.len() >= 4 && k.as_bytes()[..4].eq_ignore_ascii_case(b"aws:") {
             return Err(S3Error::invalid_argument(format!(
                 "encryption context keys starting with aws: are reserved (`{}`)",
                 quote(k)
