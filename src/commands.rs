@@ -296,6 +296,8 @@ fn part_table(len: u64, part_size: u64) -> Result<Vec<PartEntry>, String> {
         .map(|i| PartEntry {
             number: i as u32 + 1,
             size: part_size.min(len - i * part_size),
+            // Filled in as each part is sealed (the header is written again at the end).
+            salt: [0; 24],
         })
         .collect())
 }
@@ -401,12 +403,14 @@ pub fn put(
     let header_len = write_container_header(out.file(), &meta).map_err(|e| e.to_string())?;
     let bar = progress(len, "sealing");
     // Reading, sealing and writing overlap: each on its own thread.
-    let size = std::thread::scope(|s| -> Result<u64, String> {
+    let size = std::thread::scope(|s| -> Result<(u64, Vec<[u8; 24]>), String> {
         let mut reader = ReadAhead::spawn(s, src);
         let mut writer = WriteBehind::spawn(s, out.file());
         let mut total = 0;
+        let mut salts = Vec::new();
         for (number, size) in messages(&meta) {
             let mut sealer = sealer.writer(writer, number)?;
+            salts.push(sealer.salt());
             let limited = &mut (&mut reader).take(size.unwrap_or(u64::MAX));
             pump(limited, &mut sealer, bar.as_ref()).map_err(|e| format!("{input}: {e}"))?;
             let (w, n) = sealer.finish().map_err(|e| format!("{output}: {e}"))?;
@@ -424,12 +428,16 @@ pub fn put(
             return Err(format!("{input}: the file grew while it was read"));
         }
         writer.finish().map_err(|e| format!("{output}: {e}"))?;
-        Ok(total)
+        Ok((total, salts))
     })?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    let (size, salts) = size;
     meta.size = size;
+    for (p, salt) in meta.parts.iter_mut().zip(salts) {
+        p.salt = salt;
+    }
     let meta = sealer.finish(meta)?;
     let f = out.file();
     f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;

@@ -174,10 +174,11 @@ fn crafted_part_table_with_wrapping_lengths_is_an_error_not_a_panic() {
     assert_eq!(meta.parts.len(), 1);
     let huge = wrapping_part_size(data.len() as u64);
     // The encoder refuses such sizes; an attacker writes the bytes: the object size after the
-    // version and mode, the one part's size before the 64 bytes of commitment and MAC.
+    // version and mode, the one part's size before its 24-byte salt and the 64 bytes of commitment
+    // and MAC.
     let (mut m, _) = split_raw(&dir.join("obj"));
     m[2..10].copy_from_slice(&huge.to_be_bytes());
-    let at = m.len() - 64 - 8;
+    let at = m.len() - 64 - 24 - 8;
     assert_eq!(m[at..at + 8], meta.parts[0].size.to_be_bytes());
     m[at..at + 8].copy_from_slice(&huge.to_be_bytes());
     join_raw(&dir.join("wrap"), &m, &data);

@@ -298,10 +298,7 @@ fn multipart_with_each_providers_data_key() {
         let table: Vec<PartEntry> = parts
             .iter()
             .enumerate()
-            .map(|(i, p)| PartEntry {
-                number: i as u32 + 1,
-                size: p.len() as u64,
-            })
+            .map(|(i, p)| PartEntry::of_message(i as u32 + 1, p.len() as u64, &sealed[i]).unwrap())
             .collect();
         // Completed: the part table authenticated under the data key.
         let mut meta = ObjectMeta::new(SseMode::SseKms, ctx.clone(), vec![wrapped.clone()]);

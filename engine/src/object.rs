@@ -48,7 +48,7 @@ use crate::keys::DataKey;
 
 mod auth;
 pub mod cobblestone;
-mod layered;
+pub(crate) mod layered;
 mod meta;
 mod range;
 mod stream;
@@ -92,6 +92,12 @@ pub enum Error {
     MetadataTampered,
     /// The metadata is outside the format's limits.
     Metadata(MetaError),
+    /// Part `part`'s stored message is not the one the authenticated part table names (its salt
+    /// differs): another upload of the same part number was put in its place.
+    PartReplaced {
+        /// The part number.
+        part: u32,
+    },
     /// The stored data holds `found` plaintext bytes where the authenticated metadata says
     /// `expected`: it was cut or extended by whole chunks.
     LengthMismatch {
@@ -141,6 +147,7 @@ impl fmt::Display for Error {
             Error::Tampered { chunk } => write!(f, "tampered data: chunk {chunk} failed authentication"),
             Error::MetadataTampered => f.write_str("tampered metadata: the mode, size, context or part table does not match the object's MAC"),
             Error::Metadata(e) => write!(f, "bad metadata: {e}"),
+            Error::PartReplaced { part } => write!(f, "part {part} is not the upload the part table names: it was replaced"),
             Error::LengthMismatch { expected, found } => write!(f, "the stored data holds {found} bytes where the authenticated metadata says {expected}: it was cut or extended"),
             Error::Truncated => f.write_str("truncated data: the stored length is not that of a complete object"),
             Error::InvalidKeySize => f.write_str("the data key must be 32 bytes"),

@@ -42,8 +42,8 @@ fn example() -> Vec<(&'static str, Vec<u8>)> {
     m.update(&meta_info);
     m.update(&[1]);
     let meta_okm = m.finalize().into_bytes().to_vec();
-    // What the MAC covers: version 2, mode 1, be64 size, the context, an empty part table.
-    let mut covered = vec![2u8, 1];
+    // What the MAC covers: version 3, mode 1, be64 size, the context, an empty part table.
+    let mut covered = vec![3u8, 1];
     covered.extend_from_slice(&(plaintext.len() as u64).to_be_bytes());
     covered.extend_from_slice(b"\x00\x01\x00\x06bucket\x00\x04pics");
     covered.extend_from_slice(&[0, 0]);

@@ -49,19 +49,28 @@ fn open_in_place(dek: &DataKey, buf: &mut [u8]) -> Result<usize, Error> {
 }
 
 /// A one-part table holding part `part` of the length the data has.
-fn part_meta(dek: &DataKey, part: u32, sealed_len: usize) -> ObjectMeta {
-    let size = object::plaintext_len(sealed_len as u64).unwrap_or(0);
-    meta_with(dek, size, vec![PartEntry { number: part, size }])
+fn part_meta(dek: &DataKey, part: u32, sealed: &[u8]) -> ObjectMeta {
+    let size = object::plaintext_len(sealed.len() as u64).unwrap_or(0);
+    let salt = sealed.get(..24).map_or([0; 24], |s| s.try_into().unwrap());
+    meta_with(
+        dek,
+        size,
+        vec![PartEntry {
+            number: part,
+            size,
+            salt,
+        }],
+    )
 }
 
 fn open_part(dek: &DataKey, part: u32, sealed: &[u8]) -> Result<Vec<u8>, Error> {
-    part_meta(dek, part, sealed.len())
+    part_meta(dek, part, sealed)
         .verify(dek)?
         .open_part(part, sealed)
 }
 
 fn open_part_in_place(dek: &DataKey, part: u32, buf: &mut [u8]) -> Result<usize, Error> {
-    part_meta(dek, part, buf.len())
+    part_meta(dek, part, buf)
         .verify(dek)?
         .open_part_in_place(part, buf)
 }
@@ -311,10 +320,8 @@ fn multipart_sealed_in_shuffled_order() {
     let stored: Vec<u8> = sealed_parts.concat();
     let table: Vec<PartEntry> = parts
         .iter()
-        .map(|(n, p)| PartEntry {
-            number: *n,
-            size: p.len() as u64,
-        })
+        .zip(&sealed_parts)
+        .map(|((n, p), m)| PartEntry::of_message(*n, p.len() as u64, m).unwrap())
         .collect();
     let whole: Vec<u8> = parts.iter().flat_map(|(_, p)| p.clone()).collect();
     assert_eq!(open_parts(&dek, &table, &stored).unwrap(), whole);
@@ -337,9 +344,13 @@ fn multipart_sealed_in_shuffled_order() {
     swapped.swap(0, 3);
     let table_swapped: Vec<PartEntry> = [0usize, 1, 2, 3, 4]
         .iter()
-        .map(|&i| PartEntry {
-            number: i as u32 + 1,
-            size: parts[[3, 1, 2, 0, 4][i]].1.len() as u64,
+        .map(|&i| {
+            PartEntry::of_message(
+                i as u32 + 1,
+                parts[[3, 1, 2, 0, 4][i]].1.len() as u64,
+                &swapped[i],
+            )
+            .unwrap()
         })
         .collect();
     assert_eq!(
@@ -664,11 +675,20 @@ fn meta_round_trips_and_rejects_every_malformation() {
     for m in [
         sample_meta(vec![]),
         sample_meta(vec![
-            PartEntry { number: 1, size: 5 },
-            PartEntry { number: 7, size: 0 },
+            PartEntry {
+                number: 1,
+                size: 5,
+                salt: [1; 24],
+            },
+            PartEntry {
+                number: 7,
+                size: 0,
+                salt: [7; 24],
+            },
             PartEntry {
                 number: 10_000,
                 size: 1 << 40,
+                salt: [0xee; 24],
             },
         ]),
     ] {
@@ -697,8 +717,8 @@ fn meta_round_trips_and_rejects_every_malformation() {
         }
     }
     let good = sample_meta(vec![]).to_bytes().unwrap();
-    // Version 1 (no authentication) and unknown versions are not read.
-    for version in [1, 3] {
+    // Version 1 (no authentication), version 2 (no part salts) and unknown versions are not read.
+    for version in [1, 2, 4] {
         let mut v = good.clone();
         v[0] = version;
         assert_eq!(
@@ -715,11 +735,23 @@ fn meta_round_trips_and_rejects_every_malformation() {
     );
     // Parts not ascending, numbers out of range, sizes not adding up: refused both ways.
     let bad = sample_meta(vec![
-        PartEntry { number: 2, size: 1 },
-        PartEntry { number: 2, size: 1 },
+        PartEntry {
+            number: 2,
+            size: 1,
+            salt: [0; 24],
+        },
+        PartEntry {
+            number: 2,
+            size: 1,
+            salt: [0; 24],
+        },
     ]);
     assert_eq!(bad.to_bytes(), Err(MetaError::BadPartTable));
-    let mut bad = sample_meta(vec![PartEntry { number: 1, size: 1 }]);
+    let mut bad = sample_meta(vec![PartEntry {
+        number: 1,
+        size: 1,
+        salt: [0; 24],
+    }]);
     bad.size = 2;
     assert_eq!(bad.to_bytes(), Err(MetaError::SizeMismatch));
     // A length field claiming more than is there allocates nothing large and fails.
@@ -769,10 +801,7 @@ fn three_parts(dek: &DataKey) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, ObjectMeta) {
     let table = pts
         .iter()
         .enumerate()
-        .map(|(i, p)| PartEntry {
-            number: i as u32 + 1,
-            size: p.len() as u64,
-        })
+        .map(|(i, p)| PartEntry::of_message(i as u32 + 1, p.len() as u64, &sealed[i]).unwrap())
         .collect::<Vec<_>>();
     let mut m = sample_meta(table);
     m.authenticate(dek).unwrap();
@@ -809,7 +838,11 @@ fn metadata_mac_covers_mode_size_context_and_part_table() {
             m.size -= p.size;
         }),
         ("add a part", |m| {
-            m.parts.push(PartEntry { number: 4, size: 9 });
+            m.parts.push(PartEntry {
+                number: 4,
+                size: 9,
+                salt: [4; 24],
+            });
             m.size += 9;
         }),
         ("renumber", |m| m.parts[2].number = 7),
@@ -971,6 +1004,7 @@ fn lengths_from_metadata_are_checked_never_wrapped() {
     m.parts = vec![PartEntry {
         number: 1,
         size: huge,
+        salt: [0; 24],
     }];
     m.size = huge;
     // Neither written nor read, nor authenticated, nor planned: a typed error each time.

@@ -340,7 +340,8 @@ fn multipart_in_every_mode_parts_from_threads_out_of_order() {
             .collect();
         // Parts sealed on four threads, in reverse order, each through its own plan (as on four
         // servers); part 2 is uploaded twice and the second upload kept.
-        let sealed: Vec<(u32, Vec<u8>)> = std::thread::scope(|s| {
+        type Uploads = ((Vec<u8>, PartEntry), (Vec<u8>, PartEntry));
+        let sealed: Vec<(u32, Uploads)> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..parts.len())
                 .rev()
                 .map(|i| {
@@ -358,8 +359,16 @@ fn multipart_in_every_mode_parts_from_threads_out_of_order() {
                             .unwrap();
                         let first = plan.seal(part).unwrap();
                         let again = plan.seal(part).unwrap();
-                        assert_ne!(first[..56], again[..56], "a re-upload gets a new salt");
-                        (n, if n == 2 { again } else { first })
+                        assert_ne!(first.0[..56], again.0[..56], "a re-upload gets a new salt");
+                        assert_ne!(first.1, again.1, "and its own row");
+                        (
+                            n,
+                            if n == 2 {
+                                (again, first)
+                            } else {
+                                (first, again)
+                            },
+                        )
                     })
                 })
                 .collect();
@@ -367,14 +376,18 @@ fn multipart_in_every_mode_parts_from_threads_out_of_order() {
         });
         let mut sealed = sealed;
         sealed.sort_by_key(|(n, _)| *n);
-        let table: Vec<PartEntry> = sizes
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| PartEntry {
-                number: i as u32 + 1,
-                size: n as u64,
-            })
-            .collect();
+        // The kept upload of each part, and the other one (for part 2, the first upload).
+        type Kept = Vec<(u32, Vec<u8>, PartEntry)>;
+        let (kept, other): (Kept, Vec<Vec<u8>>) = sealed
+            .into_iter()
+            .map(|(n, ((d, e), (d2, _)))| ((n, d, e), d2))
+            .unzip();
+        let sealed: Vec<(u32, Vec<u8>)> = kept.iter().map(|(n, d, _)| (*n, d.clone())).collect();
+        let table: Vec<PartEntry> = kept.iter().map(|(_, _, e)| *e).collect();
+        assert_eq!(
+            table.iter().map(|e| e.size).collect::<Vec<_>>(),
+            sizes.map(|n| n as u64)
+        );
         let (meta, headers) = r
             .engine
             .complete(
@@ -390,6 +403,35 @@ fn multipart_in_every_mode_parts_from_threads_out_of_order() {
         let whole: Vec<u8> = parts.concat();
         let g = get(&r, m, "mp", &meta);
         assert_eq!(g.open(&stored).unwrap(), whole, "{m:?}");
+        // The other upload of part 2 put in the kept one's place (same number, same size, same
+        // data key): refused, whole, by part, by range and streaming.
+        let replaced: Vec<u8> = [&sealed[0].1, &other[1], &sealed[2].1, &sealed[3].1]
+            .iter()
+            .flat_map(|d| d.to_vec())
+            .collect();
+        assert_eq!(g.open(&replaced).unwrap_err().status, 500, "{m:?}");
+        assert_eq!(g.open_part(2, &other[1]).unwrap_err().status, 500);
+        assert!(
+            g.open_range(
+                replaced.len() as u64,
+                ByteRange::Inclusive {
+                    first: 70_000,
+                    last: 70_010
+                },
+                replaced.as_slice()
+            )
+            .is_err()
+        );
+        {
+            use std::io::Read;
+            let mut out = Vec::new();
+            assert!(
+                g.part_reader(other[1].as_slice(), 2)
+                    .map(|mut r| r.read_to_end(&mut out))
+                    .map_or(true, |r| r.is_err())
+            );
+            assert!(out.is_empty());
+        }
         assert_eq!(g.open_part(3, &sealed[2].1).unwrap(), parts[2]);
         let e = g.open_part(9, &sealed[2].1).unwrap_err();
         assert_eq!(code(&e), ("InvalidPartNumber", 416));
@@ -537,7 +579,8 @@ fn upload_part_copy_from_every_mode_into_every_mode() {
                     stored.as_slice(),
                 )
                 .unwrap();
-            let sealed = part.seal(&rr.plaintext).unwrap();
+            let (sealed, entry) = part.seal(&rr.plaintext).unwrap();
+            assert_eq!(entry.size, 30_000);
             let (meta, _) = r
                 .engine
                 .complete(
@@ -545,10 +588,7 @@ fn upload_part_copy_from_every_mode_into_every_mode() {
                     &ctx("dst"),
                     &BucketConfig::default(),
                     &upload,
-                    &[PartEntry {
-                        number: 1,
-                        size: 30_000,
-                    }],
+                    &[entry],
                 )
                 .unwrap();
             assert_eq!(
@@ -1098,7 +1138,11 @@ fn upload_part_key_rules() {
             &ctx("u"),
             &bucket,
             &ssec_upload,
-            &[PartEntry { number: 1, size: 1 }],
+            &[PartEntry {
+                number: 1,
+                size: 1,
+                salt: [0; 24],
+            }],
         )
         .unwrap_err();
     assert_eq!(code(&e), ("InvalidRequest", 400));
@@ -1476,23 +1520,20 @@ fn streaming_writers_and_readers_in_every_mode() {
             )
             .unwrap();
         let mut stored = Vec::new();
+        let mut table = Vec::new();
         for (i, piece) in [&data[..100_000], &data[100_000..]].iter().enumerate() {
             let mut w = plan.part_writer(Vec::new(), i as u32 + 1).unwrap();
             w.write_all(piece).unwrap();
-            stored.extend(w.finish().unwrap().0);
+            let salt = w.salt();
+            let (bytes, n) = w.finish().unwrap();
+            table.push(PartEntry {
+                number: i as u32 + 1,
+                size: n,
+                salt,
+            });
+            stored.extend(bytes);
         }
-        let meta = plan
-            .finish_parts(vec![
-                PartEntry {
-                    number: 1,
-                    size: 100_000,
-                },
-                PartEntry {
-                    number: 2,
-                    size: 200_000,
-                },
-            ])
-            .unwrap();
+        let meta = plan.finish_parts(table).unwrap();
         assert_eq!(
             get(&r, m, "s2", &meta).open(&stored).unwrap(),
             data,
@@ -1589,16 +1630,10 @@ fn bucket_policies_are_evaluated_on_the_raw_request() {
         .upload_meta()
         .clone();
     let part = r.engine.plan_part(&Headers::new(), &c, &b, &up, 1).unwrap();
-    let sealed = part.seal(b"part one").unwrap();
+    let (sealed, entry) = part.seal(b"part one").unwrap();
     let (meta, _) = r
         .engine
-        .complete(
-            &Headers::new(),
-            &c,
-            &b,
-            &up,
-            &[PartEntry { number: 1, size: 8 }],
-        )
+        .complete(&Headers::new(), &c, &b, &up, &[entry])
         .unwrap();
     let g = r
         .engine
@@ -2114,7 +2149,11 @@ fn copies_names_and_limits() {
             &target,
             &BucketConfig::default(),
             &up,
-            &[PartEntry { number: 1, size: 0 }],
+            &[PartEntry {
+                number: 1,
+                size: 0,
+                salt: [0; 24],
+            }],
         )
         .unwrap_err();
     assert_eq!(code(&e), ("InvalidArgument", 400));

@@ -161,7 +161,9 @@ fn hostile_meta(u: &mut Unstructured<'_>, data_len: u64, add_up: bool) -> AResul
         } else {
             num(u, &[meta.size, fit])?
         };
-        meta.parts.push(PartEntry { number, size });
+        // A salt from the input (a crafted table names any salt it likes).
+        let salt: [u8; 24] = if u.arbitrary()? { [0; 24] } else { u.arbitrary()? };
+        meta.parts.push(PartEntry { number, size, salt });
     }
     if add_up && !meta.parts.is_empty() {
         // Make the table add up (mod 2^64), so the size check passes or fails only by overflow.
@@ -484,7 +486,7 @@ fn valid(u: &mut Unstructured<'_>) -> AResult<()> {
         stored.extend_from_slice(&sealed);
         plain.extend_from_slice(&pt);
         if multipart {
-            meta.parts.push(PartEntry { number, size });
+            meta.parts.push(PartEntry { number, size, salt });
         }
     }
     meta.size = plain.len() as u64;

@@ -196,10 +196,15 @@ impl<'a> Verified<'a> {
         out: &mut [u8],
     ) -> Result<(), Error> {
         for s in spans {
+            let msg = &data[s.stored_start as usize..(s.stored_start + s.stored_len) as usize];
+            if let Err(e) = range::check_salt(s.number, s.salt, msg) {
+                out.fill(0);
+                return Err(e);
+            }
             let r = cobblestone::open_into(
                 self.dek.expose(),
                 &part_context(s.number),
-                &data[s.stored_start as usize..(s.stored_start + s.stored_len) as usize],
+                msg,
                 &mut out
                     [s.plaintext_start as usize..(s.plaintext_start + s.plaintext_len) as usize],
             );
@@ -221,7 +226,12 @@ impl<'a> Verified<'a> {
     ///
     /// As [`Verified::open`].
     pub fn open_in_place(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        for s in self.spans(buf.len() as u64)? {
+        let spans = self.spans(buf.len() as u64)?;
+        // Every part's salt before anything is decrypted: a failure leaves the buffer as it was.
+        for s in &spans {
+            range::check_salt(s.number, s.salt, &buf[s.stored_start as usize..])?;
+        }
+        for s in spans {
             let part = &mut buf[s.stored_start as usize..(s.stored_start + s.stored_len) as usize];
             if let Err(e) =
                 cobblestone::open_in_place(self.dek.expose(), &part_context(s.number), part)
@@ -245,6 +255,7 @@ impl<'a> Verified<'a> {
     /// As [`Verified::open`].
     pub fn open_part(&self, part: u32, data: &[u8]) -> Result<Vec<u8>, Error> {
         let size = self.check_part_len(part, data.len() as u64)?;
+        range::check_salt(part, range::salt_of(self.meta, part), data)?;
         let mut out = vec![0u8; size as usize];
         cobblestone::open_into(self.dek.expose(), &part_context(part), data, &mut out)?;
         Ok(out)
@@ -257,6 +268,7 @@ impl<'a> Verified<'a> {
     /// As [`Verified::open`].
     pub fn open_part_in_place(&self, part: u32, buf: &mut [u8]) -> Result<usize, Error> {
         self.check_part_len(part, buf.len() as u64)?;
+        range::check_salt(part, range::salt_of(self.meta, part), buf)?;
         cobblestone::open_in_place(self.dek.expose(), &part_context(part), buf)
     }
 
@@ -279,7 +291,13 @@ impl<'a> Verified<'a> {
     /// [`Error::BadLayout`] if the object has no such part; [`Error::WrongKey`], [`Error::Truncated`].
     pub fn part_reader<R: Read>(&self, inner: R, part: u32) -> Result<OpenReader<R>, Error> {
         let size = self.part_size(part)?;
-        OpenReader::with_len(inner, self.dek.expose(), &part_context(part), size)
+        OpenReader::with_len(
+            inner,
+            self.dek.expose(),
+            &part_context(part),
+            size,
+            range::salt_of(self.meta, part).map(|s| (part, s)),
+        )
     }
 
     /// Plans a range read of this object stored as `stored_len` bytes ([`plan_range`](super::plan_range)).

@@ -59,7 +59,20 @@ pub fn seal_layered_part(
     part: u32,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, Error> {
+    seal_layered_part_salted(inner, outer, part, plaintext).map(|(m, _)| m)
+}
+
+/// [`seal_layered_part`], also returning the inner message's salt (what the part table names).
+pub(crate) fn seal_layered_part_salted(
+    inner: &DataKey,
+    outer: &DataKey,
+    part: u32,
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, [u8; 24]), Error> {
     let inner_msg = super::seal_part(inner, part, plaintext)?;
+    let salt: [u8; 24] = inner_msg[..24]
+        .try_into()
+        .expect("a message starts with its salt");
     let len = usize::try_from(checked_sealed_len(inner_msg.len() as u64)?)
         .map_err(|_| Error::TooLarge)?;
     let mut out = vec![0u8; len];
@@ -71,7 +84,7 @@ pub fn seal_layered_part(
         &mut out,
         OUTER,
     )?;
-    Ok(out)
+    Ok((out, salt))
 }
 
 /// A streaming writer of one part in two layers: the inner [`SealWriter`] writes its message into the
@@ -152,6 +165,7 @@ impl Verified<'_> {
                 self.dek(),
                 outer,
                 s.number,
+                s.salt,
                 &data[o.start as usize..o.end as usize],
                 plain,
             );
@@ -182,7 +196,14 @@ impl Verified<'_> {
             ));
         }
         let mut out = vec![0u8; size as usize];
-        open_two(self.dek(), outer, part, data, &mut out)?;
+        open_two(
+            self.dek(),
+            outer,
+            part,
+            range::salt_of(self.meta(), part),
+            data,
+            &mut out,
+        )?;
         Ok(out)
     }
 
@@ -201,9 +222,21 @@ impl Verified<'_> {
     ) -> Result<OpenReader<OpenReader<R>>, Error> {
         let size = self.part_size(part)?;
         let inner_len = checked_sealed_len(size)?;
-        let outer_r =
-            OpenReader::with_len_on(src, outer.expose(), &outer_context(part), inner_len, OUTER)?;
-        OpenReader::with_len(outer_r, self.dek().expose(), &part_context(part), size)
+        let outer_r = OpenReader::with_len_on(
+            src,
+            outer.expose(),
+            &outer_context(part),
+            inner_len,
+            OUTER,
+            None,
+        )?;
+        OpenReader::with_len(
+            outer_r,
+            self.dek().expose(),
+            &part_context(part),
+            size,
+            range::salt_of(self.meta(), part).map(|s| (part, s)),
+        )
     }
 
     /// A range read of a two-layer object stored as `stored_len` bytes: only the outer chunks that
@@ -235,6 +268,7 @@ fn open_two(
     inner: &DataKey,
     outer: &DataKey,
     part: u32,
+    salt: Option<[u8; 24]>,
     data: &[u8],
     out: &mut [u8],
 ) -> Result<(), Error> {
@@ -247,6 +281,7 @@ fn open_two(
         &mut inner_msg,
         OUTER,
     )?;
+    range::check_salt(part, salt, &inner_msg)?;
     cobblestone::open_into(inner.expose(), &part_context(part), &inner_msg, out)
 }
 

@@ -12,15 +12,16 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::keys::{EncryptionContext, WrappedKey};
 
-/// The object format version this build writes and reads (2: the metadata carries a key commitment
-/// and a MAC; version 1 had neither and is not read).
-pub const FORMAT_VERSION: u8 = 2;
+/// The object format version this build writes and reads (3: each row of the part table names its
+/// part's message by its salt, so a part replaced by another upload of the same number does not open;
+/// 2 had no salts, 1 no commitment or MAC; neither is read).
+pub const FORMAT_VERSION: u8 = 3;
 /// The file container's magic.
 pub const CONTAINER_MAGIC: [u8; 4] = *b"SSEK";
 /// The file container's version.
 pub const CONTAINER_VERSION: u8 = 1;
-/// Largest encoded `ObjectMeta` accepted (a 10000-part table is 100 KB).
-pub const MAX_META_LEN: usize = 256 * 1024;
+/// Largest encoded `ObjectMeta` accepted (a 10000-part table is 340 KB).
+pub const MAX_META_LEN: usize = 512 * 1024;
 
 /// Largest object (and part) plaintext size the format allows: a message has at most 2^38 chunks of
 /// 16 KiB, so 2^52 − 1 bytes (4 PiB). Every length computed from metadata stays far below 2^64.
@@ -96,6 +97,25 @@ pub struct PartEntry {
     pub number: u32,
     /// The part's plaintext size in bytes.
     pub size: u64,
+    /// The salt of the part's message (its first 24 stored bytes; for DSSE-KMS, the inner
+    /// message's): which upload of the part the object holds. Each upload of a part has its own.
+    pub salt: [u8; 24],
+}
+
+impl PartEntry {
+    /// The row of a part whose sealed message (one layer) is `sealed`: its number, its plaintext
+    /// size, and the salt at the message's start.
+    ///
+    /// # Errors
+    ///
+    /// [`MetaError::Truncated`] when `sealed` is shorter than a salt.
+    pub fn of_message(number: u32, size: u64, sealed: &[u8]) -> Result<Self, MetaError> {
+        let salt = sealed
+            .get(..24)
+            .and_then(|s| <[u8; 24]>::try_from(s).ok())
+            .ok_or(MetaError::Truncated("part salt"))?;
+        Ok(PartEntry { number, size, salt })
+    }
 }
 
 /// Everything needed to open an object except the key material itself.
@@ -327,7 +347,7 @@ impl ObjectMeta {
     /// [`MetaError::SizeMismatch`]): what `to_bytes` accepts, `from_bytes` reads back equal.
     pub fn to_bytes(&self) -> Result<Vec<u8>, MetaError> {
         self.validate()?;
-        let mut w = Writer(Vec::with_capacity(192 + 10 * self.parts.len()));
+        let mut w = Writer(Vec::with_capacity(192 + 34 * self.parts.len()));
         self.encode_head(&mut w);
         w.u8(self.keys.len() as u8);
         for k in &self.keys {
@@ -357,13 +377,14 @@ impl ObjectMeta {
         for p in &self.parts {
             w.u16(p.number as u16);
             w.u64(p.size);
+            w.0.extend_from_slice(&p.salt);
         }
     }
 
     /// What the MAC covers (docs/FORMAT.md section 3): the encoding without the envelope and the
     /// authentication itself. Only for validated metadata (the encoding is then injective).
     pub(crate) fn authenticated_bytes(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(64 + 10 * self.parts.len()));
+        let mut w = Writer(Vec::with_capacity(64 + 34 * self.parts.len()));
         self.encode_head(&mut w);
         self.encode_parts(&mut w);
         w.0
@@ -452,12 +473,14 @@ impl ObjectMeta {
         if nparts > super::MAX_PART_NUMBER as usize {
             return Err(MetaError::BadPartTable);
         }
-        // 10 bytes per row: never reserve more rows than the input can hold.
-        let mut parts = Vec::with_capacity(nparts.min(r.0.len() / 10));
+        // 34 bytes per row: never reserve more rows than the input can hold.
+        let mut parts = Vec::with_capacity(nparts.min(r.0.len() / 34));
         for _ in 0..nparts {
             let number = u32::from(r.u16("part number")?);
             let size = r.u64("part size")?;
-            parts.push(PartEntry { number, size });
+            let mut salt = [0u8; 24];
+            salt.copy_from_slice(r.take(24, "part salt")?);
+            parts.push(PartEntry { number, size, salt });
         }
         let mut auth = MetaAuth::default();
         auth.commitment

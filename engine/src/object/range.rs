@@ -95,6 +95,8 @@ impl ByteRange {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PartSpan {
     pub(crate) number: u32,
+    /// The salt the part table names (none for a single-part object).
+    pub(crate) salt: Option<[u8; 24]>,
     pub(crate) plaintext_start: u64,
     pub(crate) plaintext_len: u64,
     pub(crate) stored_start: u64,
@@ -112,6 +114,7 @@ pub(crate) fn part_spans(meta: &ObjectMeta, stored_len: u64) -> Result<Vec<PartS
     if meta.parts.is_empty() {
         return Ok(vec![PartSpan {
             number: 0,
+            salt: None,
             plaintext_start: 0,
             plaintext_len: expect_len(meta.size, stored_len)?,
             stored_start: 0,
@@ -130,6 +133,7 @@ pub(crate) fn part_spans(meta: &ObjectMeta, stored_len: u64) -> Result<Vec<PartS
         let sealed = cobblestone::checked_sealed_len(e.size)?;
         spans.push(PartSpan {
             number: e.number,
+            salt: Some(e.salt),
             plaintext_start: p,
             plaintext_len: e.size,
             stored_start: s,
@@ -149,6 +153,26 @@ pub(crate) fn part_spans(meta: &ObjectMeta, stored_len: u64) -> Result<Vec<PartS
         ));
     }
     Ok(spans)
+}
+
+/// The salt the part table names for part `part` (none for part 0, a single-part object).
+pub(crate) fn salt_of(meta: &ObjectMeta, part: u32) -> Option<[u8; 24]> {
+    meta.parts
+        .binary_search_by_key(&part, |p| p.number)
+        .ok()
+        .map(|i| meta.parts[i].salt)
+}
+
+/// Checks a part's message header (or its first 24 bytes) against the salt its row names.
+pub(crate) fn check_salt(
+    part: u32,
+    expected: Option<[u8; 24]>,
+    header: &[u8],
+) -> Result<(), Error> {
+    match expected {
+        Some(salt) if header.get(..24) != Some(&salt[..]) => Err(Error::PartReplaced { part }),
+        _ => Ok(()),
+    }
 }
 
 /// Checks that one message stored as `stored_len` bytes holds `expected` plaintext bytes.
@@ -329,6 +353,7 @@ pub(crate) fn open_range<S: ReadAt + ?Sized>(
     for f in &plan.fetches {
         let mut header = [0u8; HEADER_LEN];
         source.read_exact_at(&mut header, f.header.start)?;
+        check_salt(f.part, salt_of(meta, f.part), &header)?;
         let key = MessageKey::for_header(dek.expose(), &header, &part_context(f.part))?;
         let mut sealed = vec![0u8; (f.chunks.end - f.chunks.start) as usize];
         source.read_exact_at(&mut sealed, f.chunks.start)?;

@@ -88,6 +88,13 @@ impl<W: Write> SealWriter<W> {
         self.written
     }
 
+    /// The message's salt (its first 24 bytes): what a part table row names ([`PartEntry`](super::PartEntry)).
+    pub fn salt(&self) -> [u8; 24] {
+        let mut s = [0u8; 24];
+        s.copy_from_slice(&self.key.header()[..24]);
+        s
+    }
+
     /// Seals `plain` as whole, non-final chunks (or, when `last`, ending in the final short chunk) and
     /// writes them.
     fn seal_and_write(&mut self, plain: &[u8], last: bool) -> io::Result<()> {
@@ -224,8 +231,9 @@ impl<R: Read> OpenReader<R> {
         input_key: &[u8],
         context: &[u8],
         len: u64,
+        salt: Option<(u32, [u8; 24])>,
     ) -> Result<Self, Error> {
-        Self::with_len_on(inner, input_key, context, len, None)
+        Self::with_len_on(inner, input_key, context, len, None, salt)
     }
 
     /// [`OpenReader::with_len`] on a chosen backend (the outer layer of DSSE-KMS).
@@ -235,8 +243,9 @@ impl<R: Read> OpenReader<R> {
         context: &[u8],
         len: u64,
         backend: Option<crate::aead::Backend>,
+        salt: Option<(u32, [u8; 24])>,
     ) -> Result<Self, Error> {
-        let mut r = Self::open_header(inner, input_key, context, backend)?;
+        let mut r = Self::open_header(inner, input_key, context, backend, salt)?;
         if len > super::MAX_OBJECT_SIZE {
             return Err(Error::TooLarge);
         }
@@ -253,7 +262,7 @@ impl<R: Read> OpenReader<R> {
     /// [`Error::BadLayout`] for an object part's context, or `inner`'s read error.
     pub fn for_message(inner: R, input_key: &[u8], context: &[u8]) -> Result<Self, Error> {
         super::refuse_object_context(context)?;
-        Self::open_header(inner, input_key, context, None)
+        Self::open_header(inner, input_key, context, None, None)
     }
 
     /// Reads the header and checks the commitment.
@@ -262,6 +271,7 @@ impl<R: Read> OpenReader<R> {
         input_key: &[u8],
         context: &[u8],
         backend: Option<crate::aead::Backend>,
+        salt: Option<(u32, [u8; 24])>,
     ) -> Result<Self, Error> {
         if input_key.len() != 32 {
             return Err(Error::InvalidKeySize);
@@ -270,6 +280,9 @@ impl<R: Read> OpenReader<R> {
         let n = read_full(&mut inner, &mut header)?;
         if n < HEADER_LEN {
             return Err(Error::Truncated);
+        }
+        if let Some((part, salt)) = salt {
+            super::range::check_salt(part, Some(salt), &header)?;
         }
         let key = MessageKey::for_header_on(input_key, &header, context, backend)?;
         Ok(OpenReader {

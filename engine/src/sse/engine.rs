@@ -79,14 +79,22 @@ impl ObjectKeys {
         }
     }
 
-    fn seal_part(&self, part: u32, plaintext: &[u8]) -> Result<Vec<u8>, S3Error> {
+    /// Seals one part (0: a single-part object); returns the stored bytes and the salt of the
+    /// message the part table will name.
+    fn seal_part(&self, part: u32, plaintext: &[u8]) -> Result<(Vec<u8>, [u8; 24]), S3Error> {
         let salt = self.salt.lock().unwrap_or_else(|p| p.into_inner()).take();
         match &self.outer {
             None => match salt {
                 Some(salt) => object::seal_part_salted(&self.inner, part, &salt, plaintext),
                 None => object::seal_part(&self.inner, part, plaintext),
-            },
-            Some(outer) => object::seal_layered_part(&self.inner, outer, part, plaintext),
+            }
+            .map(|m| {
+                let salt = m[..24].try_into().expect("a message starts with its salt");
+                (m, salt)
+            }),
+            Some(outer) => {
+                object::layered::seal_layered_part_salted(&self.inner, outer, part, plaintext)
+            }
         }
         .map_err(object_error)
     }
@@ -127,6 +135,14 @@ impl<W: Write> Write for ObjectWriter<W> {
 }
 
 impl<W: Write> ObjectWriter<W> {
+    /// The salt of the message the part table names (the inner one, for DSSE-KMS).
+    pub fn salt(&self) -> [u8; 24] {
+        match self {
+            ObjectWriter::One(w) => w.salt(),
+            ObjectWriter::Two(w) => w.salt(),
+        }
+    }
+
     /// Seals what is buffered as the message's final chunks; returns the writer and the plaintext
     /// length.
     ///
@@ -1101,7 +1117,7 @@ impl WritePlan {
     ///
     /// 400 EntityTooLarge past the format's limit.
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, S3Error> {
-        self.keys.seal_part(0, plaintext)
+        self.keys.seal_part(0, plaintext).map(|(m, _)| m)
     }
 
     /// The metadata of the single-part object of `size` bytes sealed by [`WritePlan::seal`],
@@ -1314,13 +1330,22 @@ impl PartPlan {
         self.keys.stored_len(plaintext_len)
     }
 
-    /// Seals the part's body, with a fresh salt (a re-uploaded part never repeats a key and nonce).
+    /// Seals the part's body, with a fresh salt (a re-uploaded part never repeats a key and nonce);
+    /// returns the stored bytes and the part's row for [`SseEngine::complete`], which names this
+    /// upload of the part by its salt (another upload of the same number does not open in its
+    /// place). A server keeps the row with the part, as S3 keeps its ETag.
     ///
     /// # Errors
     ///
     /// 400 EntityTooLarge past the format's limit.
-    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, S3Error> {
-        self.keys.seal_part(self.part, plaintext)
+    pub fn seal(&self, plaintext: &[u8]) -> Result<(Vec<u8>, PartEntry), S3Error> {
+        let (data, salt) = self.keys.seal_part(self.part, plaintext)?;
+        let entry = PartEntry {
+            number: self.part,
+            size: plaintext.len() as u64,
+            salt,
+        };
+        Ok((data, entry))
     }
 }
 
