@@ -2158,3 +2158,31 @@ fn copies_names_and_limits() {
         .unwrap_err();
     assert_eq!(code(&e), ("InvalidArgument", 400));
 }
+
+/// Names that would reorder or break a line for someone reading the log are escaped in it.
+#[test]
+fn audit_lines_escape_bidirectional_and_separator_characters() {
+    use ssekit_engine::audit::AuditLog;
+    let r = rig();
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&lines);
+    let log = AuditLog::to_callback(move |l: &str| {
+        sink.lock().unwrap().push(l.to_owned());
+        Ok(())
+    });
+    let engine = SseEngine::new(r.provider.clone()).with_audit(log);
+    let c = ctx("k\u{202e}gpj.exe\u{2028}x").principal("alice\u{2066}\u{feff}");
+    engine
+        .plan_write(Operation::PutObject, &write_headers(Mode::Kms), &c, &BucketConfig::default())
+        .unwrap();
+    let lines = lines.lock().unwrap();
+    assert!(!lines.is_empty());
+    for l in lines.iter() {
+        for ch in ['\u{202e}', '\u{2028}', '\u{2066}', '\u{feff}'] {
+            assert!(!l.contains(ch), "{l}");
+        }
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["principal"], "alice\u{2066}\u{feff}");
+    }
+    assert!(lines.iter().any(|l| l.contains("\\u202e")));
+}
