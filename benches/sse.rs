@@ -25,23 +25,7 @@ use ssekit::engine::sse::{
 use ssekit::keys::{DataKey, EncryptionContext, KeyProvider, KeySpec, LocalKeyring};
 use ssekit::object::{self, ObjectMeta, SseMode};
 
-const SEED_POLICY: &str = r#"{
-"Version": "2012-10-17",
-"Statement": [
-{
-"Sid": "DenyUnencryptedPut",
-"Effect": "Deny",
-"Principal": "*",
-"Action": "s3:PutObject",
-"Resource": "arn:aws:s3:::my-secure-bucket/*",
-"Condition": {
-"StringNotEquals": {
-"s3:x-amz-server-side-encryption": "AES256"
-}
-}
-}
-]
-}"#;
+const SEED_POLICY: &str = include_str!("../engine/tests/data/seed_policy.json");
 
 fn quick() -> bool {
     std::env::var_os("SSEKIT_BENCH_QUICK").is_some() || std::env::args().any(|a| a == "--test")

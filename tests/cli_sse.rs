@@ -329,23 +329,7 @@ fn the_cli_audit_log_names_every_object() {
     assert!(out.starts_with("ok: "), "{out}");
 }
 
-const SEED_POLICY: &str = r#"{
-"Version": "2012-10-17",
-"Statement": [
-{
-"Sid": "DenyUnencryptedPut",
-"Effect": "Deny",
-"Principal": "*",
-"Action": "s3:PutObject",
-"Resource": "arn:aws:s3:::my-secure-bucket/*",
-"Condition": {
-"StringNotEquals": {
-"s3:x-amz-server-side-encryption": "AES256"
-}
-}
-}
-]
-}"#;
+const SEED_POLICY: &str = include_str!("../engine/tests/data/seed_policy.json");
 
 #[test]
 fn policy_check_prints_the_decision_and_the_statement() {

@@ -10,23 +10,7 @@ use ssekit_engine::sse::policy::{
 };
 
 /// The seed policy, byte for byte as the S3 layer's brief gives it.
-const SEED: &str = r#"{
-"Version": "2012-10-17",
-"Statement": [
-{
-"Sid": "DenyUnencryptedPut",
-"Effect": "Deny",
-"Principal": "*",
-"Action": "s3:PutObject",
-"Resource": "arn:aws:s3:::my-secure-bucket/*",
-"Condition": {
-"StringNotEquals": {
-"s3:x-amz-server-side-encryption": "AES256"
-}
-}
-}
-]
-}"#;
+const SEED: &str = include_str!("data/seed_policy.json");
 
 const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
 const BOB: &str = "arn:aws:iam::111122223333:user/bob";

@@ -1543,23 +1543,7 @@ fn streaming_writers_and_readers_in_every_mode() {
 }
 
 /// The seed study notes' policy, byte for byte.
-const SEED_POLICY: &str = r#"{
-"Version": "2012-10-17",
-"Statement": [
-{
-"Sid": "DenyUnencryptedPut",
-"Effect": "Deny",
-"Principal": "*",
-"Action": "s3:PutObject",
-"Resource": "arn:aws:s3:::my-secure-bucket/*",
-"Condition": {
-"StringNotEquals": {
-"s3:x-amz-server-side-encryption": "AES256"
-}
-}
-}
-]
-}"#;
+const SEED_POLICY: &str = include_str!("data/seed_policy.json");
 
 fn policy_bucket(json: &str) -> BucketConfig {
     BucketConfig {
@@ -2173,7 +2157,12 @@ fn audit_lines_escape_bidirectional_and_separator_characters() {
     let engine = SseEngine::new(r.provider.clone()).with_audit(log);
     let c = ctx("k\u{202e}gpj.exe\u{2028}x").principal("alice\u{2066}\u{feff}");
     engine
-        .plan_write(Operation::PutObject, &write_headers(Mode::Kms), &c, &BucketConfig::default())
+        .plan_write(
+            Operation::PutObject,
+            &write_headers(Mode::Kms),
+            &c,
+            &BucketConfig::default(),
+        )
         .unwrap();
     let lines = lines.lock().unwrap();
     assert!(!lines.is_empty());

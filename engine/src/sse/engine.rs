@@ -932,10 +932,27 @@ impl SseEngine {
                 "Part number must be an integer between 1 and 10000, inclusive",
             ));
         }
+        let (ck, keys) = self.upload_request_keys("UploadPart", headers, ctx, upload)?;
+        Ok(PartPlan {
+            part,
+            headers: self.response_headers_for(upload, ck.as_ref(), false),
+            keys,
+        })
+    }
+
+    /// The keys of a request on an upload in progress (`op`: UploadPart, CompleteMultipartUpload),
+    /// which takes no `x-amz-server-side-encryption*` header and, for an SSE-C upload, the upload's key.
+    fn upload_request_keys(
+        &self,
+        op: &str,
+        headers: &Headers,
+        ctx: &RequestContext,
+        upload: &ObjectMeta,
+    ) -> Result<(Option<CustomerKey>, ObjectKeys), S3Error> {
         if headers.has_sse_or_kms() {
-            return Err(S3Error::invalid_argument(
-                "UploadPart does not take x-amz-server-side-encryption headers: the upload's encryption is used",
-            ));
+            return Err(S3Error::invalid_argument(format!(
+                "{op} does not take x-amz-server-side-encryption headers: the upload's encryption is used"
+            )));
         }
         let ck = customer_key_group(
             headers,
@@ -943,11 +960,7 @@ impl SseEngine {
             ctx.secure,
         )?;
         let keys = self.upload_keys(ck.as_ref(), ctx, upload)?;
-        Ok(PartPlan {
-            part,
-            headers: self.response_headers_for(upload, ck.as_ref(), false),
-            keys,
-        })
+        Ok((ck, keys))
     }
 
     fn upload_keys(
@@ -1029,46 +1042,9 @@ impl SseEngine {
             bucket,
             upload,
         )?;
-        if parts.is_empty() {
-            return Err(S3Error::new(
-                "MalformedXML",
-                400,
-                "The XML you provided was not well-formed or did not validate against our published schema: at least one part is needed",
-            ));
-        }
-        if parts.windows(2).any(|w| w[0].number >= w[1].number)
-            || parts
-                .iter()
-                .any(|p| p.number == 0 || p.number > MAX_PART_NUMBER)
-        {
-            return Err(S3Error::new(
-                "InvalidPartOrder",
-                400,
-                "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
-            ));
-        }
-        let size = parts
-            .iter()
-            .try_fold(0u64, |a, p| a.checked_add(p.size))
-            .filter(|&s| s <= object::MAX_OBJECT_SIZE)
-            .ok_or_else(|| {
-                S3Error::new(
-                    "EntityTooLarge",
-                    400,
-                    "Your proposed upload exceeds the maximum allowed object size.",
-                )
-            })?;
-        if headers.has_sse_or_kms() {
-            return Err(S3Error::invalid_argument(
-                "CompleteMultipartUpload does not take x-amz-server-side-encryption headers: the upload's encryption is used",
-            ));
-        }
-        let ck = customer_key_group(
-            headers,
-            [headers::C_ALGORITHM, headers::C_KEY, headers::C_KEY_MD5],
-            ctx.secure,
-        )?;
-        let keys = self.upload_keys(ck.as_ref(), ctx, upload)?;
+        let size = check_parts(parts)?;
+        let (ck, keys) =
+            self.upload_request_keys("CompleteMultipartUpload", headers, ctx, upload)?;
         let mut meta = upload.clone();
         meta.parts = parts.to_vec();
         meta.size = size;
@@ -1163,21 +1139,7 @@ impl WritePlan {
     ///
     /// 400 InvalidPartOrder, EntityTooLarge.
     pub fn finish_parts(mut self, parts: Vec<PartEntry>) -> Result<ObjectMeta, S3Error> {
-        if parts.windows(2).any(|w| w[0].number >= w[1].number)
-            || parts
-                .iter()
-                .any(|p| p.number == 0 || p.number > MAX_PART_NUMBER)
-        {
-            return Err(S3Error::new(
-                "InvalidPartOrder",
-                400,
-                "The list of parts was not in ascending order.",
-            ));
-        }
-        self.meta.size = parts
-            .iter()
-            .try_fold(0u64, |a, p| a.checked_add(p.size))
-            .ok_or_else(|| S3Error::new("EntityTooLarge", 400, "the parts add up to too much"))?;
+        self.meta.size = check_parts(&parts)?;
         self.meta.parts = parts;
         self.meta
             .authenticate(&self.keys.inner)
@@ -1347,6 +1309,39 @@ impl PartPlan {
         };
         Ok((data, entry))
     }
+}
+
+/// Checks a part table as CompleteMultipartUpload does; returns the object's size.
+fn check_parts(parts: &[PartEntry]) -> Result<u64, S3Error> {
+    if parts.is_empty() {
+        return Err(S3Error::new(
+            "MalformedXML",
+            400,
+            "The XML you provided was not well-formed or did not validate against our published schema: at least one part is needed",
+        ));
+    }
+    if parts.windows(2).any(|w| w[0].number >= w[1].number)
+        || parts
+            .iter()
+            .any(|p| p.number == 0 || p.number > MAX_PART_NUMBER)
+    {
+        return Err(S3Error::new(
+            "InvalidPartOrder",
+            400,
+            "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
+        ));
+    }
+    parts
+        .iter()
+        .try_fold(0u64, |a, p| a.checked_add(p.size))
+        .filter(|&s| s <= object::MAX_OBJECT_SIZE)
+        .ok_or_else(|| {
+            S3Error::new(
+                "EntityTooLarge",
+                400,
+                "Your proposed upload exceeds the maximum allowed object size.",
+            )
+        })
 }
 
 /// True when a KMS key id, in any of its forms (id, `alias/NAME`, key or alias ARN), names the
