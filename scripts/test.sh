@@ -104,8 +104,8 @@ cargo test --workspace --release --locked
 
 # The object format on the other backends too (the default run above uses the detected one).
 for b in portable aesni; do
-    step "object conformance and round trips on SSEKIT_BACKEND=$b"
-    SSEKIT_BACKEND=$b cargo test -p ssekit-engine --release --locked --test chunked --test object
+    step "object conformance, round trips and the S3 layer on SSEKIT_BACKEND=$b"
+    SSEKIT_BACKEND=$b cargo test -p ssekit-engine --release --locked --test chunked --test object --test sse
 done
 
 step "benchmarks compile and run once (no timing)"
