@@ -20,10 +20,10 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::keys::{
-    DataKey, EncryptionContext, KeyError, KeyInfo, KeyProvider, KeySpec, WrappedKey,
+    Clock, DataKey, EncryptionContext, KeyError, KeyInfo, KeyProvider, KeySpec, SystemClock,
+    WrappedKey,
 };
 
 mod file;
@@ -37,25 +37,6 @@ pub use sink::{CallbackSink, ChainPosition, LineCallback, SealedLine, Sink};
 pub use verify::{
     BadLine, Problem, VerifyError, VerifyOptions, VerifySummary, verify, verify_readers,
 };
-
-/// The time lines are stamped with; tests use their own.
-pub trait AuditClock: Send + Sync {
-    /// Now, in Unix milliseconds.
-    fn now_millis(&self) -> u64;
-}
-
-/// The system clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemAuditClock;
-
-impl AuditClock for SystemAuditClock {
-    fn now_millis(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0)
-    }
-}
 
 /// A provider call that is logged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -197,7 +178,7 @@ impl std::error::Error for AuditError {}
 /// appends from all threads are serialised, so the chain never forks.
 pub struct AuditLog {
     sink: Mutex<Box<dyn Sink>>,
-    clock: Arc<dyn AuditClock>,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for AuditLog {
@@ -207,8 +188,9 @@ impl fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// A log writing to `sink`, stamped by `clock`.
-    pub fn new(sink: impl Sink + 'static, clock: Arc<dyn AuditClock>) -> Arc<Self> {
+    /// A log writing to `sink`, stamped by `clock`'s [`Clock::now_millis`] (the keyring's clock
+    /// type; tests give their own).
+    pub fn new(sink: impl Sink + 'static, clock: Arc<dyn Clock>) -> Arc<Self> {
         Arc::new(AuditLog {
             sink: Mutex::new(Box::new(sink)),
             clock,
@@ -227,7 +209,7 @@ impl AuditLog {
     ) -> Result<Arc<Self>, AuditError> {
         Ok(Self::new(
             FileSink::open(path, options)?,
-            Arc::new(SystemAuditClock),
+            Arc::new(SystemClock),
         ))
     }
 
@@ -235,7 +217,7 @@ impl AuditLog {
     pub fn to_callback(
         callback: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static,
     ) -> Arc<Self> {
-        Self::new(CallbackSink::new(callback), Arc::new(SystemAuditClock))
+        Self::new(CallbackSink::new(callback), Arc::new(SystemClock))
     }
 
     /// Appends the line for `event`.

@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use ssekit_engine::audit::{
-    AuditClock, AuditLog, Audited, CallbackSink, ChainPosition, Event, FileOptions, FileSink, Op,
-    Problem, Record, VerifyError, VerifyOptions, VerifySummary, verify, verify_readers,
+    AuditLog, Audited, CallbackSink, ChainPosition, Event, FileOptions, FileSink, Op, Problem,
+    Record, VerifyError, VerifyOptions, VerifySummary, verify, verify_readers,
 };
 use ssekit_engine::keys::{
-    DataKey, EncryptionContext, KeyError, KeyProvider, KeySpec, LocalKeyring, SystemClock,
+    Clock, DataKey, EncryptionContext, KeyError, KeyProvider, KeySpec, LocalKeyring, SystemClock,
     WrappedKey,
 };
 
@@ -30,7 +30,11 @@ impl Ticks {
     }
 }
 
-impl AuditClock for Ticks {
+impl Clock for Ticks {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst) / 1000
+    }
+
     fn now_millis(&self) -> u64 {
         self.0.fetch_add(1, Ordering::SeqCst)
     }

@@ -65,6 +65,11 @@ const DAY: u64 = 86_400;
 pub trait Clock: Send + Sync {
     /// Now, in Unix seconds.
     fn now(&self) -> u64;
+
+    /// Now, in Unix milliseconds (the audit log's time stamps); by default from [`Clock::now`].
+    fn now_millis(&self) -> u64 {
+        self.now().saturating_mul(1000)
+    }
 }
 
 /// The system clock.
@@ -76,6 +81,13 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    fn now_millis(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0)
     }
 }

@@ -16,7 +16,7 @@ use super::range::{self, PartSpan};
 use super::{
     ByteRange, Error, ObjectMeta, OpenReader, RangeRead, ReadAt, SealWriter, Verified, part_context,
 };
-use crate::aead::{Backend, TAG_LEN};
+use crate::aead::Backend;
 use crate::keys::DataKey;
 
 const OUTER: Option<Backend> = Some(Backend::Portable);
@@ -324,15 +324,10 @@ impl<S: ReadAt + ?Sized> OuterView<'_, S> {
         self.source.read_exact_at(&mut sealed, chunk_start(first))?;
         let (_, result) = key.open_chunks_in_place(first, &mut sealed);
         result?;
-        let mut skip = (at - first * c) as usize;
         let mut filled = 0;
-        for chunk in sealed.chunks(SEALED_CHUNK_LEN) {
-            let body = &chunk[..chunk.len() - TAG_LEN];
-            let piece = body.get(skip..).unwrap_or(&[]);
-            let n = piece.len().min(buf.len() - filled);
-            buf[filled..filled + n].copy_from_slice(&piece[..n]);
-            filled += n;
-            skip = skip.saturating_sub(body.len());
+        for piece in range::opened_pieces(&sealed, (at - first * c) as usize, buf.len()) {
+            buf[filled..filled + piece.len()].copy_from_slice(piece);
+            filled += piece.len();
         }
         if filled != buf.len() {
             return Err(Error::Truncated);

@@ -289,6 +289,23 @@ pub fn plan_range(
     })
 }
 
+/// The plaintext of chunks opened in place at a stride of [`SEALED_CHUNK_LEN`] (each chunk's tag left
+/// behind), from byte `skip` of the first chunk's plaintext on, `take` bytes at most: one piece per chunk.
+pub(crate) fn opened_pieces(
+    sealed: &[u8],
+    mut skip: usize,
+    mut take: usize,
+) -> impl Iterator<Item = &[u8]> {
+    sealed.chunks(SEALED_CHUNK_LEN).map(move |c| {
+        let body = &c[..c.len() - crate::aead::TAG_LEN];
+        let piece = body.get(skip..).unwrap_or(&[]);
+        let n = piece.len().min(take);
+        skip = skip.saturating_sub(body.len());
+        take -= n;
+        &piece[..n]
+    })
+}
+
 /// Positioned reads from an object's stored data.
 pub trait ReadAt {
     /// Fills `buf` from `offset`.
@@ -364,15 +381,8 @@ pub(crate) fn open_range<S: ReadAt + ?Sized>(
             return Err(e);
         }
         chunks_opened += sealed.len().div_ceil(SEALED_CHUNK_LEN) as u64;
-        let mut skip = f.skip as usize;
-        let mut take = f.take as usize;
-        for c in sealed.chunks(SEALED_CHUNK_LEN) {
-            let body = &c[..c.len() - crate::aead::TAG_LEN];
-            let piece = body.get(skip..).unwrap_or(&[]);
-            let n = piece.len().min(take);
-            plaintext.extend_from_slice(&piece[..n]);
-            skip = skip.saturating_sub(body.len());
-            take -= n;
+        for piece in opened_pieces(&sealed, f.skip as usize, f.take as usize) {
+            plaintext.extend_from_slice(piece);
         }
     }
     Ok(RangeRead {
