@@ -48,6 +48,7 @@ use crate::keys::DataKey;
 
 mod auth;
 pub mod cobblestone;
+mod feed;
 pub(crate) mod layered;
 mod meta;
 mod range;
@@ -58,6 +59,7 @@ pub use cobblestone::{
     CHUNK_LEN, HEADER_LEN, SEALED_CHUNK_LEN, checked_sealed_len, chunk_count, chunk_slots,
     plaintext_len, sealed_len,
 };
+pub use feed::{OpenFeed, SealFeed};
 pub use layered::{
     LayeredWriter, checked_layered_len, finish_layered, layered_len, layered_writer, outer_context,
     seal_layered_part,
@@ -66,10 +68,11 @@ pub use meta::{
     CONTAINER_MAGIC, CONTAINER_VERSION, FORMAT_VERSION, MAX_META_LEN, MAX_OBJECT_SIZE, MetaAuth,
     MetaError, ObjectMeta, PartEntry, SseMode, read_container_header, write_container_header,
 };
-pub use range::{ByteRange, PartFetch, RangePlan, RangeRead, ReadAt, plan_range};
+pub use range::{ByteRange, Fetched, PartFetch, RangePlan, RangeRead, ReadAt, plan_range};
 pub use stream::{OpenReader, SealWriter};
 
 pub(crate) use meta::{Writer as MetaWriter, encode_context};
+pub(crate) use range::salt_of;
 
 /// Highest S3 part number.
 pub const MAX_PART_NUMBER: u32 = 10_000;
@@ -131,6 +134,8 @@ pub enum Error {
     InvalidRange,
     /// The forced AES-GCM backend is not usable here.
     Backend(crate::aead::Error),
+    /// A stream was used after it was finished.
+    Finished,
     /// Reading or writing the underlying data failed.
     Io {
         /// The I/O error's kind.
@@ -157,6 +162,7 @@ impl fmt::Display for Error {
             Error::RangeNotSatisfiable { size } => write!(f, "range not satisfiable: the object has {size} bytes"),
             Error::InvalidRange => f.write_str("invalid range: its first byte is after its last"),
             Error::Backend(e) => write!(f, "{e}"),
+            Error::Finished => f.write_str("the stream is already finished"),
             Error::Io { message, .. } => write!(f, "I/O error: {message}"),
         }
     }
@@ -336,6 +342,29 @@ pub(crate) fn seal_part_salted(
 ) -> Result<Vec<u8>, Error> {
     check_part(part)?;
     seal_with_salt(dek.expose(), &part_context(part), salt, plaintext)
+}
+
+/// [`seal_part_salted`] into `out` (exactly [`sealed_len`] bytes).
+pub(crate) fn seal_part_salted_into(
+    dek: &DataKey,
+    part: u32,
+    salt: &[u8; cobblestone::SALT_LEN],
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> Result<(), Error> {
+    check_part(part)?;
+    cobblestone::seal_with_salt_into(dek.expose(), &part_context(part), salt, plaintext, out)
+}
+
+/// [`seal_part_in_place`] with a salt the caller drew.
+pub(crate) fn seal_part_salted_in_place(
+    dek: &DataKey,
+    part: u32,
+    salt: &[u8; cobblestone::SALT_LEN],
+    buf: &mut [u8],
+) -> Result<(), Error> {
+    check_part(part)?;
+    cobblestone::seal_with_salt_in_place(dek.expose(), &part_context(part), salt, buf)
 }
 
 fn seal_with_salt(

@@ -43,6 +43,7 @@ mod engine;
 mod headers;
 pub mod policy;
 mod ssec;
+mod stream;
 
 pub use authorize::evaluate_policy;
 pub use config::{BucketConfig, BucketEncryption, DefaultAlgorithm};
@@ -51,6 +52,7 @@ pub use engine::{
     ResponseHeaders, SSE_S3_ROOT_KEY, SseConfig, SseEngine, WritePlan,
 };
 pub use headers::{CustomerKey, Headers, SseHeaders, parse_range_header};
+pub use stream::{PartOpener, PartSealer, RangeFetches};
 
 /// The S3 request being served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -162,6 +164,9 @@ pub struct S3Error {
     pub status: u16,
     /// The message (escaped: it may quote request values).
     pub message: String,
+    /// The object-format error behind it, when there is one (tampered or truncated data, a wrong
+    /// key, a short buffer): what the C ABI reports as its own result code.
+    pub cause: Option<crate::object::Error>,
 }
 
 impl S3Error {
@@ -171,6 +176,7 @@ impl S3Error {
             code,
             status,
             message: message.into(),
+            cause: None,
         }
     }
 

@@ -341,6 +341,56 @@ impl MessageKey {
     }
 }
 
+impl MessageKey {
+    /// Opens consecutive sealed chunks `first..` (`body`: full chunks at a stride of
+    /// [`SEALED_CHUNK_LEN`], the last possibly shorter, down to a tag alone) into `out`, which holds
+    /// exactly their plaintext. Chunks are opened in parallel when there are many; `out` is not zeroed
+    /// on failure (the callers do it).
+    pub(crate) fn open_chunks_into(
+        &self,
+        first: u64,
+        body: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        let chunks = body.len().div_ceil(SEALED_CHUNK_LEN);
+        debug_assert_eq!(body.len(), out.len() + chunks * TAG_LEN);
+        // Each chunk: decrypt into its piece of `out`; `Some(k)` for a chunk that failed.
+        let work = |(i, (c, o)): (usize, (&[u8], &mut [u8]))| -> Option<u64> {
+            let (ct, tag) = c.split_at(c.len() - TAG_LEN);
+            let tag: &[u8; 16] = tag.try_into().expect("16 bytes");
+            self.gcm
+                .open_into(&self.nonce(first + i as u64), &[], ct, tag, o)
+                .err()
+                .map(|_| first + i as u64)
+        };
+        // `out` has one piece per chunk, except that an empty final chunk has no piece: zip stops
+        // there, so check that chunk on its own.
+        let failed = if out.len() < PARALLEL_MIN_LEN {
+            body.chunks(SEALED_CHUNK_LEN)
+                .zip(out.chunks_mut(CHUNK_LEN))
+                .enumerate()
+                .find_map(work)
+        } else {
+            let per_task = chunks_per_task(out.len() / CHUNK_LEN);
+            body.par_chunks(SEALED_CHUNK_LEN)
+                .zip(out.par_chunks_mut(CHUNK_LEN))
+                .enumerate()
+                .with_min_len(per_task)
+                .filter_map(work)
+                .min()
+        };
+        if let Some(chunk) = failed {
+            return Err(Error::Tampered { chunk });
+        }
+        if chunks > out.len().div_ceil(CHUNK_LEN) {
+            let mut tag_only = [0u8; TAG_LEN];
+            tag_only.copy_from_slice(&body[body.len() - TAG_LEN..]);
+            self.open_chunk_in_place(first + chunks as u64 - 1, &mut tag_only)?;
+        }
+        Ok(())
+    }
+}
+
 /// Seals `plaintext` as one message under `input_key` and `context` with the given salt, into `out`
 /// (exactly [`sealed_len`] bytes).
 pub(crate) fn seal_with_salt_into(
@@ -463,43 +513,7 @@ pub(crate) fn open_into_on(
         });
     }
     let key = MessageKey::for_header_on(input_key, header, context, backend)?;
-    let body = &sealed[HEADER_LEN..];
-    // Each chunk: decrypt into its piece of `out`; `Some(k)` for a chunk that failed.
-    let work = |(i, (c, o)): (usize, (&[u8], &mut [u8]))| -> Option<u64> {
-        let (ct, tag) = c.split_at(c.len() - TAG_LEN);
-        let tag: &[u8; 16] = tag.try_into().expect("16 bytes");
-        key.gcm
-            .open_into(&key.nonce(i as u64), &[], ct, tag, o)
-            .err()
-            .map(|_| i as u64)
-    };
-    // `out` has one 16 KiB piece per chunk, except that an empty final chunk has no piece: zip stops
-    // there, so check that chunk on its own.
-    let failed = if out.len() < PARALLEL_MIN_LEN {
-        body.chunks(SEALED_CHUNK_LEN)
-            .zip(out.chunks_mut(CHUNK_LEN))
-            .enumerate()
-            .find_map(work)
-    } else {
-        let per_task = chunks_per_task(out.len() / CHUNK_LEN);
-        body.par_chunks(SEALED_CHUNK_LEN)
-            .zip(out.par_chunks_mut(CHUNK_LEN))
-            .enumerate()
-            .with_min_len(per_task)
-            .filter_map(work)
-            .min()
-    };
-    let result = failed.map_or(Ok(()), |chunk| Err(Error::Tampered { chunk }));
-    let result = result.and_then(|()| {
-        if len % CHUNK_LEN as u64 == 0 {
-            let last = chunk_count(len) - 1;
-            let mut tag_only = [0u8; TAG_LEN];
-            tag_only.copy_from_slice(&body[body.len() - TAG_LEN..]);
-            key.open_chunk_in_place(last, &mut tag_only).map(|_| ())
-        } else {
-            Ok(())
-        }
-    });
+    let result = key.open_chunks_into(0, &sealed[HEADER_LEN..], out);
     if result.is_err() {
         out.fill(0);
     }

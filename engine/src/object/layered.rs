@@ -14,12 +14,13 @@ use super::cobblestone::{
 };
 use super::range::{self, PartSpan};
 use super::{
-    ByteRange, Error, ObjectMeta, OpenReader, RangeRead, ReadAt, SealWriter, Verified, part_context,
+    ByteRange, Error, ObjectMeta, OpenReader, RangePlan, RangeRead, ReadAt, SealWriter, Verified,
+    part_context,
 };
 use crate::aead::Backend;
 use crate::keys::DataKey;
 
-const OUTER: Option<Backend> = Some(Backend::Portable);
+pub(crate) const OUTER: Option<Backend> = Some(Backend::Portable);
 
 /// Each part's inner message span and outer message range.
 type LayeredSpans = Vec<(PartSpan, Range<u64>)>;
@@ -237,6 +238,44 @@ impl Verified<'_> {
             size,
             range::salt_of(self.meta(), part).map(|s| (part, s)),
         )
+    }
+
+    /// Plans a range read of a two-layer object stored as `stored_len` bytes: the inner plan (its
+    /// plaintext range) and the stored byte ranges to fetch, sorted and merged: each part's outer
+    /// header and the outer chunks holding the inner bytes the inner plan reads.
+    ///
+    /// # Errors
+    ///
+    /// As [`Verified::plan_range`].
+    pub fn plan_range_layered(
+        &self,
+        range: ByteRange,
+        stored_len: u64,
+    ) -> Result<(RangePlan, Vec<Range<u64>>), Error> {
+        let (inner_total, spans) = layered_spans(self.meta(), stored_len)?;
+        let plan = range::plan_range(self.meta(), range, inner_total)?;
+        let mut out = Vec::new();
+        for r in plan.stored_ranges() {
+            let mut off = r.start;
+            while off < r.end {
+                let (s, o) = spans
+                    .iter()
+                    .find(|(s, _)| off >= s.stored_start && off < s.stored_start + s.stored_len)
+                    .ok_or(Error::Truncated)?;
+                let at = off - s.stored_start;
+                let n = (s.stored_len - at).min(r.end - off);
+                let c = CHUNK_LEN as u64;
+                let (first, last) = (at / c, (at + n - 1) / c);
+                let chunk_start =
+                    |k: u64| o.start + HEADER_LEN as u64 + k * SEALED_CHUNK_LEN as u64;
+                out.push(o.start..o.start + HEADER_LEN as u64);
+                out.push(
+                    chunk_start(first)..(chunk_start(last) + SEALED_CHUNK_LEN as u64).min(o.end),
+                );
+                off += n;
+            }
+        }
+        Ok((plan, range::merge_ranges(out)))
     }
 
     /// A range read of a two-layer object stored as `stored_len` bytes: only the outer chunks that

@@ -306,6 +306,97 @@ pub(crate) fn opened_pieces(
     })
 }
 
+impl RangePlan {
+    /// The stored byte ranges the plan reads, sorted and merged: what a server fetches (from a
+    /// disk, an upstream store's ranged GET) before handing the bytes to [`Fetched`].
+    pub fn stored_ranges(&self) -> Vec<Range<u64>> {
+        merge_ranges(
+            self.fetches
+                .iter()
+                .flat_map(|f| [f.header.clone(), f.chunks.clone()])
+                .collect(),
+        )
+    }
+}
+
+/// Sorts `ranges` and merges those that overlap or touch.
+pub(crate) fn merge_ranges(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
+    ranges.retain(|r| r.start < r.end);
+    ranges.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// Stored bytes fetched for a range read: the ranges a plan listed and their bytes back to back, as
+/// a [`ReadAt`] source. A read outside them fails (`UnexpectedEof`): nothing else is guessed.
+#[derive(Debug)]
+pub struct Fetched<'a> {
+    ranges: Vec<Range<u64>>,
+    /// Where each range's bytes start in `data`.
+    starts: Vec<usize>,
+    data: &'a [u8],
+}
+
+impl<'a> Fetched<'a> {
+    /// The bytes of `ranges` (sorted, disjoint, as a plan lists them) in `data`, back to back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BufferSize`] when `data` is not exactly their total length; [`Error::BadLayout`]
+    /// for ranges out of order.
+    pub fn new(ranges: Vec<Range<u64>>, data: &'a [u8]) -> Result<Self, Error> {
+        let mut starts = Vec::with_capacity(ranges.len());
+        let mut total = 0u64;
+        let mut prev_end = 0u64;
+        for r in &ranges {
+            if r.start > r.end || r.start < prev_end {
+                return Err(Error::BadLayout(
+                    "fetched ranges must be sorted and disjoint",
+                ));
+            }
+            prev_end = r.end;
+            starts.push(usize::try_from(total).map_err(|_| Error::TooLarge)?);
+            total += r.end - r.start;
+        }
+        if total != data.len() as u64 {
+            return Err(Error::BufferSize {
+                expected: total,
+                got: data.len() as u64,
+            });
+        }
+        Ok(Fetched {
+            ranges,
+            starts,
+            data,
+        })
+    }
+}
+
+impl ReadAt for Fetched<'_> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let i = self.ranges.partition_point(|r| r.end <= offset);
+        let r = self.ranges.get(i).ok_or(io::ErrorKind::UnexpectedEof)?;
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        if offset < r.start || end > r.end {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "a read outside the fetched ranges",
+            ));
+        }
+        let at = self.starts[i] + (offset - r.start) as usize;
+        buf.copy_from_slice(&self.data[at..at + buf.len()]);
+        Ok(())
+    }
+}
+
 /// Positioned reads from an object's stored data.
 pub trait ReadAt {
     /// Fills `buf` from `offset`.

@@ -99,6 +99,84 @@ impl ObjectKeys {
         .map_err(object_error)
     }
 
+    pub(crate) fn inner(&self) -> &DataKey {
+        &self.inner
+    }
+
+    pub(crate) fn outer(&self) -> Option<&DataKey> {
+        self.outer.as_ref()
+    }
+
+    /// [`ObjectKeys::seal_part`] into `out` (at least the stored length); returns the bytes written
+    /// and the salt. DSSE-KMS goes through a buffer of its own (its two layers do not fit one
+    /// caller's buffer in place).
+    pub(crate) fn seal_part_into(
+        &self,
+        part: u32,
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<(usize, [u8; 24]), S3Error> {
+        let n = self.checked_stored_len(plaintext.len() as u64)?;
+        if (out.len() as u64) < n {
+            return Err(object_error(object::Error::BufferSize {
+                expected: n,
+                got: out.len() as u64,
+            }));
+        }
+        let out = &mut out[..n as usize];
+        if self.outer.is_some() {
+            let (m, salt) = self.seal_part(part, plaintext)?;
+            out.copy_from_slice(&m);
+            return Ok((m.len(), salt));
+        }
+        let salt = self
+            .salt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(object::random_salt);
+        object::seal_part_salted_into(&self.inner, part, &salt, plaintext, out)
+            .map_err(object_error)?;
+        Ok((out.len(), salt))
+    }
+
+    /// Seals a single-part object in place: `buf` holds `len` plaintext bytes at its front and is at
+    /// least their stored length; returns the stored length.
+    pub(crate) fn seal_in_place(&self, buf: &mut [u8], len: usize) -> Result<usize, S3Error> {
+        let n = self.checked_stored_len(len as u64)?;
+        if (buf.len() as u64) < n || len > buf.len() {
+            return Err(object_error(object::Error::BufferSize {
+                expected: n,
+                got: buf.len() as u64,
+            }));
+        }
+        if self.outer.is_some() {
+            let (m, _) = self.seal_part(0, &buf[..len])?;
+            buf[..m.len()].copy_from_slice(&m);
+            return Ok(m.len());
+        }
+        let buf = &mut buf[..n as usize];
+        super::stream::spread_to_slots(buf, len);
+        let salt = self
+            .salt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(object::random_salt);
+        object::seal_part_salted_in_place(&self.inner, 0, &salt, buf).map_err(object_error)?;
+        Ok(buf.len())
+    }
+
+    /// The stored size of `plaintext_len` bytes from a caller (400 EntityTooLarge past the limit).
+    fn checked_stored_len(&self, plaintext_len: u64) -> Result<u64, S3Error> {
+        if self.outer.is_some() {
+            object::checked_layered_len(plaintext_len)
+        } else {
+            object::checked_sealed_len(plaintext_len)
+        }
+        .map_err(object_error)
+    }
+
     /// The stored size of `plaintext_len` bytes in this object's layers.
     fn stored_len(&self, plaintext_len: u64) -> u64 {
         if self.outer.is_some() {
@@ -226,24 +304,24 @@ pub struct CopySource<'a> {
 /// A write's plan: the mode and keys chosen, what to store, and the response headers.
 #[derive(Debug)]
 pub struct WritePlan {
-    meta: ObjectMeta,
-    keys: ObjectKeys,
+    pub(super) meta: ObjectMeta,
+    pub(super) keys: ObjectKeys,
     headers: ResponseHeaders,
 }
 
 /// A read's plan (GET, HEAD, or the source of a copy).
 #[derive(Debug)]
 pub struct ReadPlan {
-    meta: ObjectMeta,
-    keys: Option<ObjectKeys>,
+    pub(super) meta: ObjectMeta,
+    pub(super) keys: Option<ObjectKeys>,
     headers: ResponseHeaders,
 }
 
 /// An UploadPart's plan: the upload's keys, checked against the request.
 #[derive(Debug)]
 pub struct PartPlan {
-    part: u32,
-    keys: ObjectKeys,
+    pub(super) part: u32,
+    pub(super) keys: ObjectKeys,
     headers: ResponseHeaders,
 }
 
@@ -1174,7 +1252,7 @@ impl ReadPlan {
         &self.headers
     }
 
-    fn keys(&self) -> Result<&ObjectKeys, S3Error> {
+    pub(super) fn keys(&self) -> Result<&ObjectKeys, S3Error> {
         self.keys
             .as_ref()
             .ok_or_else(|| S3Error::internal("a HEAD plan opens nothing"))
@@ -1401,8 +1479,9 @@ fn key_error(e: KeyError, kms: bool, key: &str) -> S3Error {
 
 /// An object-format error as S3 reports it: a range past the end is the client's (416), a body too
 /// large for the format is the client's (400), anything else is the stored object's fault (500).
-fn object_error(e: object::Error) -> S3Error {
-    match e {
+pub(crate) fn object_error(e: object::Error) -> S3Error {
+    let cause = Some(e.clone());
+    let e = match e {
         object::Error::RangeNotSatisfiable { .. } => S3Error::new(
             "InvalidRange",
             416,
@@ -1414,5 +1493,6 @@ fn object_error(e: object::Error) -> S3Error {
             "Your proposed upload exceeds the maximum allowed object size.",
         ),
         other => S3Error::internal(format!("the stored object does not open: {other}")),
-    }
+    };
+    S3Error { cause, ..e }
 }
