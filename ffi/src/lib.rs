@@ -1,0 +1,58 @@
+//! ssekit's C ABI (`libssekit.so`, `libssekit.a`, `ffi/include/ssekit.h`): the S3 semantics layer, the
+//! object format and the key providers for servers written in C, C++, Go or Python. docs/FFI.md is
+//! the guide; every function's comment in the header says who owns what and which `_free` releases it.
+//!
+//! Conventions (those of rustls-ffi):
+//! - Every fallible function returns an [`ssekit_result`]; outputs are out-parameters written only
+//!   on success. Numbers are grouped in blocks and never renumbered.
+//! - Handles are opaque; each `_new`/`_build`/`_plan_*` has a `_free`, which accepts NULL.
+//! - Byte strings are a pointer and a length (not NUL-terminated); a NULL pointer with length 0 is
+//!   the empty string.
+//! - No export unwinds: a panic becomes [`ssekit_result::SSEKIT_RESULT_PANIC`].
+//! - [`ssekit_last_error_message`] describes the last failure on the calling thread.
+//!
+//! The raw-pointer work is all in `ptr.rs`; the exported functions are safe Rust that go through it.
+
+// The exports take raw pointers from C and are `extern "C" fn` without `unsafe`: C callers cannot
+// see the difference, and every dereference goes through `ptr.rs`, whose contract the header states.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+#![allow(non_camel_case_types)]
+
+mod engine;
+mod error;
+mod plan;
+mod ptr;
+mod range;
+mod request;
+mod stream;
+
+pub use engine::*;
+pub use error::*;
+pub use plan::*;
+pub use range::*;
+pub use request::*;
+pub use stream::*;
+
+/// The library's version, e.g. `"0.1.0"` (static, NUL-terminated; never free it).
+#[unsafe(no_mangle)]
+pub extern "C" fn ssekit_version() -> *const std::ffi::c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The AES-GCM backend this process uses for bulk data (`"vaes-avx512"`, `"vaes-avx2"`, `"aesni"`,
+/// `"portable"`; static, NUL-terminated). It follows `SSEKIT_BACKEND` when set to one this CPU has.
+#[unsafe(no_mangle)]
+pub extern "C" fn ssekit_backend_name() -> *const std::ffi::c_char {
+    use ::ssekit_engine::aead::Backend;
+    let b = std::env::var("SSEKIT_BACKEND")
+        .ok()
+        .and_then(|n| Backend::select(Some(&n)).ok())
+        .unwrap_or_else(Backend::detect);
+    match b {
+        Backend::VaesAvx512 => c"vaes-avx512".as_ptr(),
+        Backend::VaesAvx2 => c"vaes-avx2".as_ptr(),
+        Backend::AesNiClmul => c"aesni".as_ptr(),
+        Backend::Portable => c"portable".as_ptr(),
+        _ => c"unknown".as_ptr(),
+    }
+}
