@@ -265,6 +265,13 @@ typedef struct ssekit_part_entry {
 extern "C" {
 #endif // __cplusplus
 
+// Sets the number of threads large seals and opens spread over (the process's one pool, shared by
+// every engine), instead of one per CPU. Call it at start-up, before any seal or open: afterwards
+// the pool exists and this returns `SSEKIT_RESULT_INVALID_STATE`. 0 means one per CPU. The pool's
+// threads are started on first use and live until the process exits (a server that forks should
+// fork before).
+ssekit_result ssekit_set_threads(size_t threads);
+
 // The library's version, e.g. `"0.1.0"` (static, NUL-terminated; never free it).
 const char *ssekit_version(void);
 
@@ -337,6 +344,15 @@ ssekit_result ssekit_engine_builder_audit_file(struct ssekit_engine_builder *bui
 ssekit_result ssekit_engine_builder_audit_callback(struct ssekit_engine_builder *builder,
                                                    ssekit_audit_callback callback,
                                                    void *userdata);
+
+// Makes the audit callback continue a chain its receiver already holds (after a restart): the
+// first line gets `next_seq` and links to `prev_hash` (the 32-byte hash of the receiver's last
+// line, its `hash` field decoded from hex). Without this a callback's chain starts at seq 0. Call
+// it after `ssekit_engine_builder_audit_callback`.
+ssekit_result ssekit_engine_builder_audit_continue(struct ssekit_engine_builder *builder,
+                                                   uint64_t next_seq,
+                                                   const uint8_t *prev_hash,
+                                                   size_t prev_hash_len);
 
 // Makes the engine: opens the provider (the keyring, the HSM session pool and login, the KMS
 // client) and the audit log. The builder is freed whatever the outcome: do not use it again. On
@@ -428,7 +444,9 @@ ssekit_result ssekit_engine_plan_write(const struct ssekit_engine *engine,
 
 // Plans a read of a stored object (`request`'s operation GetObject or HeadObject) whose stored
 // metadata is `meta`: the policy, the SSE-C key, and for GET the data keys unwrapped. A HEAD plan
-// opens nothing (S3 calls no key service on HEAD); it gives the size and response headers.
+// calls no key service (S3 calls none on HEAD) and opens no data; it gives the size and response
+// headers. For an SSE-C object it does unwrap the data key under the request's customer key (no
+// provider involved, recorded as `sse_c_unwrap`): that is how a wrong key gets S3's 403.
 // Results and errors as `ssekit_engine_plan_write`; free the plan with `ssekit_read_plan_free`.
 ssekit_result ssekit_engine_plan_read(const struct ssekit_engine *engine,
                                       const struct ssekit_request *request,

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ::ssekit_engine::audit::{AuditLog, Audited, FileOptions};
+use ::ssekit_engine::audit::{AuditLog, Audited, CallbackSink, ChainPosition, FileOptions};
 use ::ssekit_engine::keys::{
     CachePolicy, CachingProvider, KeyInfo, KeyProvider, KeySpec, KeyState, LocalKeyring,
     SystemClock,
@@ -38,7 +38,7 @@ enum ProviderChoice {
 enum AuditChoice {
     None,
     File(PathBuf),
-    Callback(AuditCallback),
+    Callback(AuditCallback, ChainPosition),
 }
 
 /// Collects an engine's settings; `ssekit_engine_builder_build` makes the engine. Not shared
@@ -232,8 +232,39 @@ pub extern "C" fn ssekit_engine_builder_audit_callback(
     boundary(|| {
         let b = ptr::get_mut(builder, "builder")?;
         let f = callback.ok_or_else(|| Fail::null("callback"))?;
-        b.audit = AuditChoice::Callback(AuditCallback::new(f, userdata));
+        b.audit = AuditChoice::Callback(AuditCallback::new(f, userdata), ChainPosition::START);
         Ok(())
+    })
+}
+
+/// Makes the audit callback continue a chain its receiver already holds (after a restart): the
+/// first line gets `next_seq` and links to `prev_hash` (the 32-byte hash of the receiver's last
+/// line, its `hash` field decoded from hex). Without this a callback's chain starts at seq 0. Call
+/// it after `ssekit_engine_builder_audit_callback`.
+#[unsafe(no_mangle)]
+pub extern "C" fn ssekit_engine_builder_audit_continue(
+    builder: *mut ssekit_engine_builder,
+    next_seq: u64,
+    prev_hash: *const u8,
+    prev_hash_len: usize,
+) -> ssekit_result {
+    boundary(|| {
+        let b = ptr::get_mut(builder, "builder")?;
+        let prev: [u8; 32] = ptr::bytes(prev_hash, prev_hash_len, "prev_hash")?
+            .try_into()
+            .map_err(|_| Fail::invalid("prev_hash must be 32 bytes"))?;
+        match &mut b.audit {
+            AuditChoice::Callback(_, pos) => {
+                *pos = ChainPosition {
+                    seq: next_seq,
+                    prev,
+                };
+                Ok(())
+            }
+            _ => Err(Fail::state(
+                "set the audit callback first: a file continues its own chain",
+            )),
+        }
     })
 }
 
@@ -313,7 +344,10 @@ fn build(b: ssekit_engine_builder) -> Result<ssekit_engine, Fail> {
                 )
             })?,
         ),
-        AuditChoice::Callback(cb) => Some(AuditLog::to_callback(move |line| cb.call(line))),
+        AuditChoice::Callback(cb, pos) => Some(AuditLog::new(
+            CallbackSink::continuing(move |line| cb.call(line), pos),
+            Arc::new(SystemClock),
+        )),
     };
     let mut sse = SseEngine::with_config(Arc::clone(&provider), Arc::clone(&provider), b.config);
     let admin: Arc<dyn KeyProvider> = match log {

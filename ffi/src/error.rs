@@ -294,10 +294,19 @@ pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 }
 
 /// A failure of the S3 layer while opening or sealing data: the object-format error behind it when
-/// there is one (so C sees `SSEKIT_RESULT_TAMPERED`, not a generic S3 500), else the S3 error.
+/// there is one (so C sees `SSEKIT_RESULT_TAMPERED`, not a generic S3 500), else what the S3 error
+/// means for a call that is not a request's plan.
 pub(crate) fn data_fail(e: S3Error) -> Fail {
-    match e.cause.clone() {
-        Some(cause) => Fail::from(cause),
-        None => Fail::from(e),
+    if let Some(cause) = e.cause.clone() {
+        return Fail::from(cause);
     }
+    let code = match e.code {
+        "EntityTooLarge" => R::SSEKIT_RESULT_TOO_LARGE,
+        "InvalidArgument" | "InvalidPartNumber" => R::SSEKIT_RESULT_INVALID_PARAMETER,
+        "InvalidRange" => R::SSEKIT_RESULT_RANGE_NOT_SATISFIABLE,
+        // A HEAD plan asked to open data, a finished stream.
+        "InternalError" => R::SSEKIT_RESULT_INVALID_STATE,
+        _ => return Fail::from(e),
+    };
+    Fail::new(code, e.message)
 }

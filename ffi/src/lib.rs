@@ -33,6 +33,39 @@ pub use range::*;
 pub use request::*;
 pub use stream::*;
 
+// What the header promises about threads, checked by the compiler: the engine and a bucket's
+// configuration are shared by every thread; a request's handles may move between threads.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    const fn movable<T: Send>() {}
+    shared::<ssekit_engine>();
+    shared::<ssekit_bucket>();
+    movable::<ssekit_request>();
+    movable::<ssekit_write_plan>();
+    movable::<ssekit_read_plan>();
+    movable::<ssekit_part_plan>();
+    movable::<ssekit_sealer>();
+    movable::<ssekit_opener>();
+    movable::<ssekit_range>();
+    movable::<ssekit_meta>();
+};
+
+/// Sets the number of threads large seals and opens spread over (the process's one pool, shared by
+/// every engine), instead of one per CPU. Call it at start-up, before any seal or open: afterwards
+/// the pool exists and this returns `SSEKIT_RESULT_INVALID_STATE`. 0 means one per CPU. The pool's
+/// threads are started on first use and live until the process exits (a server that forks should
+/// fork before).
+#[unsafe(no_mangle)]
+pub extern "C" fn ssekit_set_threads(threads: usize) -> ssekit_result {
+    error::boundary(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("ssekit-{i}"))
+            .build_global()
+            .map_err(|e| error::Fail::state(format!("the thread pool already exists: {e}")))
+    })
+}
+
 /// The library's version, e.g. `"0.1.0"` (static, NUL-terminated; never free it).
 #[unsafe(no_mangle)]
 pub extern "C" fn ssekit_version() -> *const std::ffi::c_char {

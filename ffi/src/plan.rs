@@ -93,7 +93,9 @@ pub extern "C" fn ssekit_engine_plan_write(
 
 /// Plans a read of a stored object (`request`'s operation GetObject or HeadObject) whose stored
 /// metadata is `meta`: the policy, the SSE-C key, and for GET the data keys unwrapped. A HEAD plan
-/// opens nothing (S3 calls no key service on HEAD); it gives the size and response headers.
+/// calls no key service (S3 calls none on HEAD) and opens no data; it gives the size and response
+/// headers. For an SSE-C object it does unwrap the data key under the request's customer key (no
+/// provider involved, recorded as `sse_c_unwrap`): that is how a wrong key gets S3's 403.
 /// Results and errors as `ssekit_engine_plan_write`; free the plan with `ssekit_read_plan_free`.
 #[unsafe(no_mangle)]
 pub extern "C" fn ssekit_engine_plan_read(

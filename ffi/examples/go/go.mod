@@ -1,0 +1,3 @@
+module ssekit.example/objgo
+
+go 1.19
