@@ -245,7 +245,8 @@ typedef struct ssekit_write_plan ssekit_write_plan;
 // NUL-terminated) from whichever thread used a key, possibly several at once, while the library
 // holds the log's lock (lines arrive in chain order). Return 0 once the line is delivered; any
 // other value fails the key use (the key is not used) and the same line is offered again next
-// time. `userdata` is what `ssekit_engine_builder_audit_callback` was given.
+// time. `userdata` is what `ssekit_engine_builder_audit_callback` was given. The callback must not
+// call back into the same engine (the log's lock is held: it would wait for itself).
 typedef int32_t (*ssekit_audit_callback)(void *userdata, const char *line, size_t line_len);
 
 // One row of a multipart object's part table: the part's number, plaintext size, and the salt

@@ -62,7 +62,8 @@ pub struct ssekit_engine {
 /// NUL-terminated) from whichever thread used a key, possibly several at once, while the library
 /// holds the log's lock (lines arrive in chain order). Return 0 once the line is delivered; any
 /// other value fails the key use (the key is not used) and the same line is offered again next
-/// time. `userdata` is what `ssekit_engine_builder_audit_callback` was given.
+/// time. `userdata` is what `ssekit_engine_builder_audit_callback` was given. The callback must not
+/// call back into the same engine (the log's lock is held: it would wait for itself).
 pub type ssekit_audit_callback = Option<
     unsafe extern "C" fn(userdata: *mut c_void, line: *const c_char, line_len: usize) -> i32,
 >;
