@@ -258,6 +258,9 @@ fn every_mode_puts_gets_heads_and_reads_ranges() {
                 .unwrap();
             assert_eq!(h.response_headers(), expected_headers(m).as_slice());
             assert_eq!(h.size(), n as u64);
+            // A HEAD plan opens nothing, in any mode (SSE-C's checked its key and kept nothing).
+            assert!(h.open(&stored).is_err(), "{m:?}: HEAD opened data");
+            assert!(h.opener(0).is_err(), "{m:?}: HEAD streams data");
             if n == 0 {
                 let e = g
                     .open_range(stored.len() as u64, ByteRange::From(0), stored.as_slice())
@@ -1945,7 +1948,13 @@ fn a_failing_audit_log_stops_bucket_key_and_sse_c_uses_too() {
     let engine = SseEngine::new(r.provider.clone()).with_audit(log);
     let b = BucketConfig::default();
     let mut objects = Vec::new();
-    for m in [Mode::KmsBucketKey, Mode::SseC] {
+    for m in [
+        Mode::KmsBucketKey,
+        Mode::SseC,
+        Mode::Kms,
+        Mode::S3,
+        Mode::Dsse,
+    ] {
         let c = ctx(&format!("f-{m:?}"));
         let (stored, meta) = engine
             .plan_write(Operation::PutObject, &write_headers(m), &c, &b)

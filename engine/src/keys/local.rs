@@ -577,7 +577,7 @@ impl KeyRecords {
             Some(b) => b,
             None if root_key_file.is_some() => {
                 return Err(KeyError::Io(format!(
-                    "root secret file {} (SSEKIT_ROOT_KEY_FILE) does not exist",
+                    "the named root secret file {} does not exist (a named one is never generated)",
                     root_path.display()
                 )));
             }

@@ -31,7 +31,8 @@ pub struct SseConfig {
     pub region: String,
     /// The account in those ARNs.
     pub account: String,
-    /// Rotation period of the SSE-S3 root key, set when the engine creates it.
+    /// Rotation period of the SSE-S3 root key, set when the engine creates it (at least 90 days on
+    /// the KMS provider, KMS's shortest).
     pub sse_s3_rotation_days: u32,
     /// What a bucket policy's silence means: true (the default) lets the server's own
     /// authorization stand; false denies anything no statement allows.
@@ -650,7 +651,12 @@ impl SseEngine {
                 KeySpec {
                     id: Some(SSE_S3_ROOT_KEY.into()),
                     description: "ssekit SSE-S3 root key (engine-managed)".into(),
-                    rotation_period_days: Some(self.config.sse_s3_rotation_days),
+                    // KMS rotates every 90 days at the shortest: there the root gets 90.
+                    rotation_period_days: Some(if self.s3.name() == "kms" {
+                        self.config.sse_s3_rotation_days.max(90)
+                    } else {
+                        self.config.sse_s3_rotation_days
+                    }),
                 },
             )
         } else {
@@ -817,7 +823,12 @@ impl SseEngine {
             [headers::C_ALGORITHM, headers::C_KEY, headers::C_KEY_MD5],
             ctx.secure,
         )?;
-        self.read_keys(op == Operation::GetObject, ck.as_ref(), ctx, meta, false)
+        let mut plan = self.read_keys(op == Operation::GetObject, ck.as_ref(), ctx, meta, false)?;
+        if op == Operation::HeadObject {
+            // An SSE-C HEAD unwrapped the data key to check the customer's key; it opens nothing.
+            plan.keys = None;
+        }
+        Ok(plan)
     }
 
     /// Plans a CopyObject: the source's read (its SSE-C key from the
@@ -1447,6 +1458,12 @@ fn check_name(meta: &ObjectMeta, ctx: &RequestContext) -> Result<(), S3Error> {
 fn key_error(e: KeyError, kms: bool, key: &str) -> S3Error {
     let key = quote(key);
     match e {
+        // `Audited`'s refusal: the call's line could not be written, so the key was not used.
+        KeyError::Io(m) if m.starts_with("audit log: ") => S3Error::new(
+            "ServiceUnavailable",
+            503,
+            format!("the audit log cannot be written, the key is not used: {m}"),
+        ),
         KeyError::Unavailable { .. } | KeyError::Device { .. } => S3Error::new(
             "ServiceUnavailable",
             503,
