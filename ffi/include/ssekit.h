@@ -287,8 +287,8 @@ const char *ssekit_backend_name(void);
 ssekit_result ssekit_engine_builder_new(struct ssekit_engine_builder **builder_out);
 
 // Keys in the local keyring in directory `dir` (created 0700; refused if others can write it),
-// its root secret in `root_key_file` or, when that is NULL, `dir/root.key` (generated on first
-// use). Nothing is read from the environment.
+// its root secret in `root_key_file` (which must exist, 32 bytes, mode 0600) or, when that is NULL,
+// `dir/root.key` (generated on first use). Nothing is read from the environment.
 ssekit_result ssekit_engine_builder_local_keyring(struct ssekit_engine_builder *builder,
                                                   const char *dir,
                                                   size_t dir_len,
@@ -591,7 +591,8 @@ ssekit_result ssekit_read_plan_part_stored_len(const struct ssekit_read_plan *pl
 
 // Opens the whole stored object (`stored_len` bytes, every part back to back) into `out`
 // (`out_cap` bytes, at least the object's size; not overlapping `stored`). Writes the plaintext
-// length to `*written_out`. Nothing is released unless every chunk and the metadata authenticate.
+// length to `*written_out`. Nothing is released unless every chunk and the metadata authenticate:
+// on a failure after decryption began, `out` is zeroed (it is scratch space, never a result).
 ssekit_result ssekit_read_plan_open_into(const struct ssekit_read_plan *plan,
                                          const uint8_t *stored,
                                          size_t stored_len,
@@ -858,7 +859,8 @@ uint64_t ssekit_opener_stored_len(const struct ssekit_opener *opener);
 uint64_t ssekit_opener_size(const struct ssekit_opener *opener);
 
 // The number of plaintext bytes `ssekit_opener_update` writes for `input_len` more stored bytes,
-// in `*len_out` (at most `input_len` + 16 KiB).
+// in `*len_out` (exact when the data authenticates; at most `input_len` + 16 KiB, or `input_len` +
+// 32 KiB + 32 for DSSE-KMS, whose two layers each hold back a partial chunk).
 ssekit_result ssekit_opener_update_len(const struct ssekit_opener *opener,
                                        size_t input_len,
                                        size_t *len_out);

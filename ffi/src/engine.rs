@@ -88,8 +88,8 @@ pub extern "C" fn ssekit_engine_builder_new(
 }
 
 /// Keys in the local keyring in directory `dir` (created 0700; refused if others can write it),
-/// its root secret in `root_key_file` or, when that is NULL, `dir/root.key` (generated on first
-/// use). Nothing is read from the environment.
+/// its root secret in `root_key_file` (which must exist, 32 bytes, mode 0600) or, when that is NULL,
+/// `dir/root.key` (generated on first use). Nothing is read from the environment.
 #[unsafe(no_mangle)]
 pub extern "C" fn ssekit_engine_builder_local_keyring(
     builder: *mut ssekit_engine_builder,

@@ -238,6 +238,8 @@ impl From<KeyError> for Fail {
             K::InsecurePermissions(_) | K::RolledBack { .. } | K::Corrupt(_) => {
                 R::SSEKIT_RESULT_KEYRING
             }
+            // `Audited`'s refusal: the call's audit line could not be written.
+            K::Io(m) if m.starts_with("audit log: ") => R::SSEKIT_RESULT_AUDIT,
             K::Io(_) => R::SSEKIT_RESULT_IO,
             _ => R::SSEKIT_RESULT_KEY_DEVICE,
         };

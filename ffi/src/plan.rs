@@ -531,7 +531,8 @@ pub extern "C" fn ssekit_read_plan_part_stored_len(
 
 /// Opens the whole stored object (`stored_len` bytes, every part back to back) into `out`
 /// (`out_cap` bytes, at least the object's size; not overlapping `stored`). Writes the plaintext
-/// length to `*written_out`. Nothing is released unless every chunk and the metadata authenticate.
+/// length to `*written_out`. Nothing is released unless every chunk and the metadata authenticate:
+/// on a failure after decryption began, `out` is zeroed (it is scratch space, never a result).
 #[unsafe(no_mangle)]
 pub extern "C" fn ssekit_read_plan_open_into(
     plan: *const ssekit_read_plan,

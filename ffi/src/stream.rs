@@ -169,7 +169,8 @@ pub extern "C" fn ssekit_opener_size(opener: *const ssekit_opener) -> u64 {
 }
 
 /// The number of plaintext bytes `ssekit_opener_update` writes for `input_len` more stored bytes,
-/// in `*len_out` (at most `input_len` + 16 KiB).
+/// in `*len_out` (exact when the data authenticates; at most `input_len` + 16 KiB, or `input_len` +
+/// 32 KiB + 32 for DSSE-KMS, whose two layers each hold back a partial chunk).
 #[unsafe(no_mangle)]
 pub extern "C" fn ssekit_opener_update_len(
     opener: *const ssekit_opener,

@@ -12,13 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-/// `target/<profile>/`: this test binary is `target/<profile>/deps/examples-HASH`.
+mod built;
+
+/// `target/<profile>/` with `libssekit.a` freshly built.
 fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps/")
-        .to_path_buf()
+    built::profile_dir().to_path_buf()
 }
 
 fn static_lib() -> PathBuf {
