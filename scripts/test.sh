@@ -2,12 +2,15 @@
 # The one test entry point (README, .ci/run): formatting, lints, and every test on every backend this CPU
 # has. Exits non-zero on the first failure.
 #
-# What it needs on a fresh machine: a Rust toolchain (cargo, rustfmt, clippy). It installs SoftHSM2 with
-# apt-get when missing (the PKCS#11 tests create their own token in a temporary directory, with their
+# What it needs on a fresh machine: a Rust toolchain (cargo, rustfmt, clippy) and a C compiler. It installs
+# SoftHSM2, valgrind, pkg-config and Go (golang-go, for the cgo example) with apt-get when missing (the
+# C ABI's tests run under valgrind and AddressSanitizer; the PKCS#11 tests create their own token in a temporary directory, with their
 # own SOFTHSM2_CONF; set SSEKIT_PKCS11_MODULE, SSEKIT_PKCS11_TOKEN_LABEL and SSEKIT_PKCS11_PIN to run
 # them against another module). It installs moto (a KMS-API server) with pip into the ignored .venv and
 # runs it on 127.0.0.1 for the KMS tests (set SSEKIT_KMS_ENDPOINT and the AWS variables to run them
-# against another KMS). Everything else comes from the package registries through cargo.
+# against another KMS). It installs cffi, pytest, cryptography, setuptools and wheel into the same .venv,
+# then the Python package from bindings/python (which builds the C library with cargo). Everything else
+# comes from the package registries through cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,14 +32,26 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
     fi
 fi
 
-if ! command -v softhsm2-util >/dev/null 2>&1; then
-    step "installing SoftHSM2 (apt-get)"
+# Debian packages the suites need: SoftHSM2 (the PKCS#11 tests), valgrind (the C ABI's tests run
+# under memcheck), pkg-config (the installed library is linked through ssekit.pc) and Go (the cgo
+# example).
+MISSING=()
+command -v softhsm2-util >/dev/null 2>&1 || MISSING+=(softhsm2)
+command -v valgrind >/dev/null 2>&1 || MISSING+=(valgrind)
+command -v pkg-config >/dev/null 2>&1 || MISSING+=(pkg-config)
+command -v go >/dev/null 2>&1 || MISSING+=(golang-go)
+if [ ${#MISSING[@]} -gt 0 ]; then
+    step "installing ${MISSING[*]} (apt-get)"
     SUDO=""
     if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq softhsm2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${MISSING[@]}"
 fi
 need softhsm2-util "SoftHSM2: apt-get install softhsm2"
+need valgrind "valgrind: apt-get install valgrind"
+need pkg-config "pkg-config: apt-get install pkg-config"
+need go "Go: apt-get install golang-go"
+need cc "a C compiler: apt-get install gcc"
 
 # What this script starts and makes, stopped and removed however it exits.
 CLEANUP=()
@@ -74,6 +89,11 @@ if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_
     fi
     .venv/bin/pip install -q "moto[server]==$MOTO_VERSION"
 fi
+# What the Python package's build and tests need (the package itself is built from the tree below).
+if ! .venv/bin/python -c "import cffi, pytest, cryptography, setuptools, wheel" 2>/dev/null; then
+    step "installing cffi, pytest, cryptography, setuptools and wheel into .venv (pip)"
+    .venv/bin/pip install -q cffi pytest cryptography setuptools wheel
+fi
 export SSEKIT_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 if [ -z "${SSEKIT_KMS_ENDPOINT:-}" ]; then
@@ -108,9 +128,33 @@ for b in portable aesni; do
     SSEKIT_BACKEND=$b cargo test -p ssekit-engine --release --locked --test chunked --test object --test sse
 done
 
+# The C library installed to a prefix and linked the way docs/FFI.md says, with pkg-config.
+step "scripts/install-ffi.sh to a temporary prefix; objstore.c built with pkg-config"
+PREFIX_DIR="$(mktemp -d)"
+CLEANUP+=('rm -rf "$PREFIX_DIR"')
+scripts/install-ffi.sh "$PREFIX_DIR/usr"
+PKG_CONFIG_PATH="$PREFIX_DIR/usr/lib/pkgconfig" pkg-config --exists ssekit
+cc -std=c11 -Wall -Wextra -Werror -o "$PREFIX_DIR/objstore" ffi/examples/objstore.c \
+    $(PKG_CONFIG_PATH="$PREFIX_DIR/usr/lib/pkgconfig" pkg-config --cflags --libs ssekit) \
+    -Wl,-rpath,"$PREFIX_DIR/usr/lib"
+head -c 100000 /dev/urandom >"$PREFIX_DIR/body"
+"$PREFIX_DIR/objstore" "$PREFIX_DIR/store" put bkt a/b --file "$PREFIX_DIR/body" \
+    -H 'x-amz-server-side-encryption: aws:kms:dsse'
+"$PREFIX_DIR/objstore" "$PREFIX_DIR/store" get bkt a/b >"$PREFIX_DIR/back"
+cmp "$PREFIX_DIR/body" "$PREFIX_DIR/back"
+
+# The Python package: installed into the venv from the tree (it builds the Rust library), a wheel
+# built, and its tests run against the installed copy, from outside the tree.
+step "pip install ./bindings/python; pip wheel; pytest"
+.venv/bin/pip install -q ./bindings/python
+.venv/bin/pip wheel -q --no-deps -w "$PREFIX_DIR/wheel" ./bindings/python
+ls "$PREFIX_DIR"/wheel/ssekit-*.whl >/dev/null
+(cd "$PREFIX_DIR" && "$OLDPWD/.venv/bin/python" -m pytest -q "$OLDPWD/bindings/python/tests")
+
 step "benchmarks compile and run once (no timing)"
 cargo bench --bench aead --bench object --bench sse --locked -- --test
 cargo bench -p ssekit-hsm --bench providers --locked -- --test
+cargo bench -p ssekit-ffi --bench abi --locked -- --test
 
 # Coverage-guided fuzzing of metadata parsing, object opening, the SSE header parser and the bucket
 # policy parser (cargo-fuzz with libFuzzer; its -Z flags need RUSTC_BOOTSTRAP on the stable
