@@ -12,8 +12,9 @@
 //!
 //! Fail closed: when a line cannot be written, a data call drops (zeroizes) the key it got and
 //! returns [`KeyError::Io`] (`audit log: …`), so no key is used without a record. A lifecycle call
-//! has already happened at the provider when its line fails; it returns the same error, and the
-//! change stands.
+//! writes a `requested` line before it is made: if that fails, nothing is changed; if the line of
+//! its outcome fails afterwards, the change stands (its request is on record) and the call returns
+//! the same error.
 //!
 //! Sinks: [`FileSink`] (locked appends shared with other processes, fsync, rotation by size) and
 //! [`CallbackSink`] (each line to a function, to ship it off the machine).
@@ -112,6 +113,9 @@ pub struct Event<'a> {
     /// What happened.
     pub outcome: Result<(), &'a KeyError>,
 }
+
+/// The `outcome` of the line written before a lifecycle call ([`AuditLog::record_request`]).
+pub const OUTCOME_REQUESTED: &str = "requested";
 
 /// The `outcome` of a failed call: the [`KeyError`] variant's name.
 pub fn error_kind(e: &KeyError) -> &'static str {
@@ -230,6 +234,26 @@ impl AuditLog {
             Ok(()) => ("ok", None),
             Err(e) => (error_kind(e), Some(short_message(e))),
         };
+        self.append(event, outcome, error)
+    }
+
+    /// Appends the line saying a lifecycle call is about to be made (outcome `requested`; the
+    /// event's own outcome is not used): written before the change, so no change is made without a
+    /// line, even when the line of its outcome cannot be written afterwards.
+    ///
+    /// # Errors
+    ///
+    /// The sink's [`AuditError`].
+    pub fn record_request(&self, event: &Event<'_>) -> Result<(), AuditError> {
+        self.append(event, OUTCOME_REQUESTED, None)
+    }
+
+    fn append(
+        &self,
+        event: &Event<'_>,
+        outcome: &str,
+        error: Option<String>,
+    ) -> Result<(), AuditError> {
         // A panic while appending leaves nothing half-changed that matters: the file sink reads
         // the chain from the file again, the callback sink moves on only after a delivery.
         let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
@@ -331,25 +355,38 @@ impl<P: KeyProvider> Audited<P> {
             .map_err(|e| KeyError::Io(format!("audit log: {e}")))
     }
 
-    fn lifecycle(
+    /// A lifecycle call: its `requested` line first (if it cannot be written, nothing is changed and
+    /// the call fails), then the call, then its outcome's line (if that cannot be written, the change
+    /// stands, its request is on record, and the call returns the log's error).
+    fn lifecycle<F>(
         &self,
         op: Op,
-        key_id: &str,
+        key_id: Option<&str>,
         principal: Option<&str>,
-        r: Result<KeyInfo, KeyError>,
-    ) -> Result<KeyInfo, KeyError> {
+        call: F,
+    ) -> Result<KeyInfo, KeyError>
+    where
+        F: FnOnce() -> Result<KeyInfo, KeyError>,
+    {
+        let event = Event {
+            op,
+            provider: self.inner.name(),
+            key_id,
+            key_version: None,
+            context: None,
+            principal,
+            outcome: Ok(()),
+        };
+        self.log
+            .record_request(&event)
+            .map_err(|e| KeyError::Io(format!("audit log: {e}: nothing was changed")))?;
+        let r = call();
         let version = match (&r, op) {
             (Ok(info), Op::Rotate) => Some(info.current_version),
             _ => None,
         };
-        self.note(
-            op,
-            Some(key_id),
-            version,
-            None,
-            principal,
-            r.as_ref().map(|_| ()),
-        )?;
+        let id = key_id.or_else(|| r.as_ref().ok().map(|i| i.id.as_str()));
+        self.note(op, id, version, None, principal, r.as_ref().map(|_| ()))?;
         r
     }
 }
@@ -461,13 +498,9 @@ macro_rules! audited_calls {
 
         fn create_key(&self, spec: &KeySpec) -> Result<KeyInfo, KeyError> {
             let (a, who) = self.parts();
-            let r = a.inner.create_key(spec);
-            let id = spec
-                .id
-                .as_deref()
-                .or_else(|| r.as_ref().ok().map(|i| i.id.as_str()));
-            a.note(Op::Create, id, None, None, who, r.as_ref().map(|_| ()))?;
-            r
+            a.lifecycle(Op::Create, spec.id.as_deref(), who, || {
+                a.inner.create_key(spec)
+            })
         }
 
         fn describe(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
@@ -480,33 +513,31 @@ macro_rules! audited_calls {
 
         fn rotate(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
             let (a, who) = self.parts();
-            a.lifecycle(Op::Rotate, key_id, who, a.inner.rotate(key_id))
+            a.lifecycle(Op::Rotate, Some(key_id), who, || a.inner.rotate(key_id))
         }
 
         fn enable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
             let (a, who) = self.parts();
-            a.lifecycle(Op::Enable, key_id, who, a.inner.enable(key_id))
+            a.lifecycle(Op::Enable, Some(key_id), who, || a.inner.enable(key_id))
         }
 
         fn disable(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
             let (a, who) = self.parts();
-            a.lifecycle(Op::Disable, key_id, who, a.inner.disable(key_id))
+            a.lifecycle(Op::Disable, Some(key_id), who, || a.inner.disable(key_id))
         }
 
         fn schedule_deletion(&self, key_id: &str, days: u32) -> Result<KeyInfo, KeyError> {
             let (a, who) = self.parts();
-            let r = a.inner.schedule_deletion(key_id, days);
-            a.lifecycle(Op::ScheduleDeletion, key_id, who, r)
+            a.lifecycle(Op::ScheduleDeletion, Some(key_id), who, || {
+                a.inner.schedule_deletion(key_id, days)
+            })
         }
 
         fn cancel_deletion(&self, key_id: &str) -> Result<KeyInfo, KeyError> {
             let (a, who) = self.parts();
-            a.lifecycle(
-                Op::CancelDeletion,
-                key_id,
-                who,
-                a.inner.cancel_deletion(key_id),
-            )
+            a.lifecycle(Op::CancelDeletion, Some(key_id), who, || {
+                a.inner.cancel_deletion(key_id)
+            })
         }
     };
 }

@@ -15,8 +15,8 @@ use ssekit_engine::audit::{
     Record, VerifyError, VerifyOptions, VerifySummary, verify, verify_readers,
 };
 use ssekit_engine::keys::{
-    Clock, DataKey, EncryptionContext, KeyError, KeyProvider, KeySpec, LocalKeyring, SystemClock,
-    WrappedKey,
+    Clock, DataKey, EncryptionContext, KeyError, KeyProvider, KeySpec, KeyState, LocalKeyring,
+    SystemClock, WrappedKey,
 };
 
 /// 2026-12-03T07:01:02.345Z, then one millisecond more on every reading.
@@ -168,6 +168,27 @@ fn script(p: &Audited<LocalKeyring>) -> (Vec<Want>, Vec<Vec<u8>>) {
             "InvalidDeletionWindow",
         ),
     ];
+    // Each lifecycle call's `requested` line comes before its outcome's.
+    let want = want
+        .into_iter()
+        .flat_map(|w| {
+            let lifecycle = matches!(
+                w.0,
+                "create"
+                    | "rotate"
+                    | "enable"
+                    | "disable"
+                    | "schedule_deletion"
+                    | "cancel_deletion"
+            );
+            let requested = (w.0, w.1, None, None, w.4, "requested");
+            if lifecycle {
+                vec![requested, w]
+            } else {
+                vec![w]
+            }
+        })
+        .collect();
     (want, secrets)
 }
 
@@ -193,7 +214,11 @@ fn every_call_is_logged_once_with_its_outcome() {
         assert_eq!(got, *w, "line {i}");
         assert_eq!(r.seq, i as u64);
         assert_eq!(r.provider, "local");
-        assert_eq!(r.error.is_some(), r.outcome != "ok", "line {i}");
+        assert_eq!(
+            r.error.is_some(),
+            r.outcome != "ok" && r.outcome != "requested",
+            "line {i}"
+        );
         if let Some(c) = &r.context {
             assert_eq!(c.len(), 1);
         }
@@ -202,7 +227,8 @@ fn every_call_is_logged_once_with_its_outcome() {
     assert_eq!(recs[1].time, "2026-12-03T07:01:02.346Z");
     assert_eq!(recs[0].prev, "0".repeat(64));
     assert_eq!(recs[1].prev, recs[0].hash);
-    assert!(recs[10].error.as_deref().unwrap().contains("disabled"));
+    let disabled = recs.iter().find(|r| r.outcome == "Disabled").unwrap();
+    assert!(disabled.error.as_deref().unwrap().contains("disabled"));
     // The exact form of a line: fields in order, no whitespace.
     let text = fs::read_to_string(&path).unwrap();
     let first = text.lines().next().unwrap();
@@ -210,18 +236,28 @@ fn every_call_is_logged_once_with_its_outcome() {
         first.starts_with(concat!(
             r#"{"seq":0,"time":"2026-12-03T07:01:02.345Z","op":"create","provider":"local","#,
             r#""key_id":"k1","key_version":null,"context":null,"principal":"alice","#,
-            r#""outcome":"ok","error":null,"prev":"0000"#
+            r#""outcome":"requested","error":null,"prev":"0000"#
         )),
         "{first}"
     );
-    let third = text.lines().nth(2).unwrap();
+    let generate = text
+        .lines()
+        .find(|l| l.contains(r#""op":"generate""#))
+        .unwrap();
     assert!(
-        third.contains(r#","context":{"aws:s3:arn":"arn:aws:s3:::bucket/a"},"#),
-        "{third}"
+        generate.contains(r#","context":{"aws:s3:arn":"arn:aws:s3:::bucket/a"},"#),
+        "{generate}"
     );
+    let n = recs.len() as u64;
     let s = verify(&[&path], &VerifyOptions::default()).unwrap();
-    assert_eq!((s.lines, s.first_seq, s.last_seq), (17, Some(0), Some(16)));
-    assert_eq!(s.head_hex().as_deref(), Some(recs[16].hash.as_str()));
+    assert_eq!(
+        (s.lines, s.first_seq, s.last_seq),
+        (n, Some(0), Some(n - 1))
+    );
+    assert_eq!(
+        s.head_hex().as_deref(),
+        Some(recs[n as usize - 1].hash.as_str())
+    );
     assert!(!s.first_prev_unchecked);
 }
 
@@ -798,9 +834,15 @@ fn a_log_that_cannot_be_written_fails_data_calls_closed() {
     assert!(is_audit_io(
         p.with_principal("eve").unwrap(&w, &arn("a")).unwrap_err()
     ));
-    // A lifecycle call has happened at the provider; its error still says the line is missing.
+    // A lifecycle call whose `requested` line cannot be written is not made: no change without a
+    // line (rotate, disable, schedule a deletion, create).
     assert!(is_audit_io(p.rotate("k1").unwrap_err()));
-    assert_eq!(ring.describe("k1").unwrap().current_version, 2);
+    assert_eq!(ring.describe("k1").unwrap().current_version, 1);
+    assert!(is_audit_io(p.disable("k1").unwrap_err()));
+    assert!(is_audit_io(p.schedule_deletion("k1", 7).unwrap_err()));
+    assert_eq!(ring.describe("k1").unwrap().state, KeyState::Enabled);
+    assert!(is_audit_io(p.create_key(&spec("k2")).unwrap_err()));
+    assert!(matches!(ring.describe("k2"), Err(KeyError::NotFound(_))));
     assert!(is_audit_io(p.rewrap(&w, &arn("a")).unwrap_err()));
     // Once lines go through again, the chain starts where it stood: nothing was skipped.
     refuse.store(0, Ordering::SeqCst);

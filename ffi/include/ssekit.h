@@ -86,7 +86,9 @@ enum ssekit_result
   SSEKIT_RESULT_MALFORMED_CONFIGURATION = 402,
   // Reading or writing a file failed.
   SSEKIT_RESULT_IO = 500,
-  // The audit log could not be written: the key was not used.
+  // The audit log could not be written: the key was not used, a key-management change was not
+  // made (or, when only the line of its outcome failed, was made with its request on record:
+  // describe the key before retrying).
   SSEKIT_RESULT_AUDIT = 501,
   // The AES-GCM backend `SSEKIT_BACKEND` forces is not usable on this CPU.
   SSEKIT_RESULT_BACKEND = 502,
@@ -244,8 +246,8 @@ typedef struct ssekit_write_plan ssekit_write_plan;
 // A signature for the audit callback: called with each audit line (UTF-8 JSON, no newline; not
 // NUL-terminated) from whichever thread used a key, possibly several at once, while the library
 // holds the log's lock (lines arrive in chain order). Return 0 once the line is delivered; any
-// other value fails the key use (the key is not used) and the same line is offered again next
-// time. `userdata` is what `ssekit_engine_builder_audit_callback` was given. The callback must not
+// other value fails the key use (the key is not used; a key-management change is not made) and
+// the chain does not move on: the next line takes the refused line's place (its seq and prev). `userdata` is what `ssekit_engine_builder_audit_callback` was given. The callback must not
 // call back into the same engine (the log's lock is held: it would wait for itself).
 typedef int32_t (*ssekit_audit_callback)(void *userdata, const char *line, size_t line_len);
 

@@ -61,8 +61,8 @@ pub struct ssekit_engine {
 /// A signature for the audit callback: called with each audit line (UTF-8 JSON, no newline; not
 /// NUL-terminated) from whichever thread used a key, possibly several at once, while the library
 /// holds the log's lock (lines arrive in chain order). Return 0 once the line is delivered; any
-/// other value fails the key use (the key is not used) and the same line is offered again next
-/// time. `userdata` is what `ssekit_engine_builder_audit_callback` was given. The callback must not
+/// other value fails the key use (the key is not used; a key-management change is not made) and
+/// the chain does not move on: the next line takes the refused line's place (its seq and prev). `userdata` is what `ssekit_engine_builder_audit_callback` was given. The callback must not
 /// call back into the same engine (the log's lock is held: it would wait for itself).
 pub type ssekit_audit_callback = Option<
     unsafe extern "C" fn(userdata: *mut c_void, line: *const c_char, line_len: usize) -> i32,

@@ -83,7 +83,9 @@ pub enum ssekit_result {
     SSEKIT_RESULT_MALFORMED_CONFIGURATION = 402,
     /// Reading or writing a file failed.
     SSEKIT_RESULT_IO = 500,
-    /// The audit log could not be written: the key was not used.
+    /// The audit log could not be written: the key was not used, a key-management change was not
+    /// made (or, when only the line of its outcome failed, was made with its request on record:
+    /// describe the key before retrying).
     SSEKIT_RESULT_AUDIT = 501,
     /// The AES-GCM backend `SSEKIT_BACKEND` forces is not usable on this CPU.
     SSEKIT_RESULT_BACKEND = 502,

@@ -711,8 +711,14 @@ fn every_key_use_has_an_audit_line_naming_object_and_principal() {
     );
     // Every line is accounted for above (create-key, the SSE-S3 root key's own create on first use,
     // the uses): HEAD of an SSE-S3, KMS or DSSE object calls no key service.
+    // Each create is two lines: `requested` before, `ok` after.
     let creates = lines.iter().filter(|l| l["op"] == "create").count();
-    assert_eq!(creates, 2, "create lines (mykey, ssekit-sse-s3):\n{log}");
+    assert_eq!(creates, 4, "create lines (mykey, ssekit-sse-s3):\n{log}");
+    let requested = lines
+        .iter()
+        .filter(|l| l["op"] == "create" && l["outcome"] == "requested")
+        .count();
+    assert_eq!(requested, 2, "a `requested` line before each create:\n{log}");
     assert_eq!(
         lines.len(),
         creates + 12,
