@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PREFIX="${1:?usage: scripts/install-ffi.sh PREFIX}"
 case "$PREFIX" in /*) ;; *) PREFIX="$PWD/$PREFIX" ;; esac
+# pkg-config splits its output on whitespace, and the prefix goes through sed below.
+case "$PREFIX" in *[[:space:]\|\&\\]*) echo "install-ffi.sh: a prefix without whitespace, |, & or \\ please: $PREFIX" >&2; exit 2 ;; esac
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release --locked -p ssekit-ffi
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"

@@ -579,7 +579,11 @@ ssekit_result ssekit_write_plan_finish(struct ssekit_write_plan *plan,
 // Frees a write plan (NULL is ignored); its data keys are zeroed.
 void ssekit_write_plan_free(struct ssekit_write_plan *plan);
 
-// The object's plaintext size (what clients see as Content-Length) in `*size_out`.
+// The object's plaintext size (what clients see as Content-Length) in `*size_out`, as the stored
+// metadata says: it is authenticated when data opens (every open checks it), not here. Whoever can
+// write the store can make it lie, so before allocating a buffer of this size check it against
+// the stored length (a plaintext is always shorter than its stored object); a GET that streams
+// through `ssekit_read_plan_opener` fails at the first chunk if it lied.
 ssekit_result ssekit_read_plan_size(const struct ssekit_read_plan *plan, uint64_t *size_out);
 
 // The response headers to send, borrowed from the plan until it is freed (NULL for NULL).
@@ -705,7 +709,8 @@ ssekit_result ssekit_request_set_principal(struct ssekit_request *request,
 ssekit_result ssekit_request_set_secure(struct ssekit_request *request, bool secure);
 
 // Adds a request header (name matched case-insensitively; a repeated SSE header is refused by the
-// plan, as S3 does). Hand in every `x-amz-*` header and, for GET, `Range`; others are ignored.
+// plan, as S3 does). `SSEKIT_RESULT_INVALID_PARAMETER` for a name that is not an HTTP token (no
+// spaces, no separators) or a value with CR, LF or NUL. Hand in every `x-amz-*` header and, for GET, `Range`; others are ignored.
 ssekit_result ssekit_request_add_header(struct ssekit_request *request,
                                         const char *name,
                                         size_t name_len,

@@ -486,7 +486,11 @@ pub extern "C" fn ssekit_write_plan_free(plan: *mut ssekit_write_plan) {
     guard((), || ptr::free(plan));
 }
 
-/// The object's plaintext size (what clients see as Content-Length) in `*size_out`.
+/// The object's plaintext size (what clients see as Content-Length) in `*size_out`, as the stored
+/// metadata says: it is authenticated when data opens (every open checks it), not here. Whoever can
+/// write the store can make it lie, so before allocating a buffer of this size check it against
+/// the stored length (a plaintext is always shorter than its stored object); a GET that streams
+/// through `ssekit_read_plan_opener` fails at the first chunk if it lied.
 #[unsafe(no_mangle)]
 pub extern "C" fn ssekit_read_plan_size(
     plan: *const ssekit_read_plan,

@@ -140,7 +140,8 @@ pub extern "C" fn ssekit_request_set_secure(
 }
 
 /// Adds a request header (name matched case-insensitively; a repeated SSE header is refused by the
-/// plan, as S3 does). Hand in every `x-amz-*` header and, for GET, `Range`; others are ignored.
+/// plan, as S3 does). `SSEKIT_RESULT_INVALID_PARAMETER` for a name that is not an HTTP token (no
+/// spaces, no separators) or a value with CR, LF or NUL. Hand in every `x-amz-*` header and, for GET, `Range`; others are ignored.
 #[unsafe(no_mangle)]
 pub extern "C" fn ssekit_request_add_header(
     request: *mut ssekit_request,
@@ -153,9 +154,25 @@ pub extern "C" fn ssekit_request_add_header(
         let r = ptr::get_mut(request, "request")?;
         let name = ptr::text(name, name_len, "name")?;
         let value = ptr::text(value, value_len, "value")?;
+        // An HTTP field name is a token: " x-amz-server-side-encryption" or a name with a CR
+        // would otherwise pass as another header and its SSE request be silently ignored.
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(Fail::invalid(format!(
+                "`{}` is not an HTTP header name",
+                name.escape_debug()
+            )));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(Fail::invalid("a header value with CR, LF or NUL"));
+        }
         r.headers.insert(name, value);
         Ok(())
     })
+}
+
+/// RFC 9110's `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Frees a request (NULL is ignored).

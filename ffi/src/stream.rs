@@ -77,7 +77,8 @@ pub extern "C" fn ssekit_sealer_finish_len(
 ) -> ssekit_result {
     boundary(|| {
         let out = ptr::out(len_out, "len_out")?;
-        out.write(ptr::get(sealer, "sealer")?.inner.finish_len());
+        let s = ptr::get(sealer, "sealer")?;
+        out.write(if s.done { 0 } else { s.inner.finish_len() });
         Ok(())
     })
 }

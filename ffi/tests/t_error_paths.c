@@ -145,6 +145,11 @@ int main(void) {
   EXPECT_RC(ssekit_request_add_header(put, NULL, 1, "b", 1), NUL);
   EXPECT_RC(ssekit_request_add_header(put, "a", 1, NULL, 1), NUL);
   EXPECT_RC(ssekit_request_add_header(put, "a\xff", 2, "b", 1), INV);
+  /* Not a token: a name with a space would pass as another header and its SSE request be lost. */
+  EXPECT_RC(ssekit_request_add_header(put, "x-amz-server-side-encryption ", 29, "aws:kms", 7), INV);
+  EXPECT_RC(ssekit_request_add_header(put, "x-amz-meta\r\nx", 14, "b", 1), INV);
+  EXPECT_RC(ssekit_request_add_header(put, "", 0, "b", 1), INV);
+  EXPECT_RC(ssekit_request_add_header(put, "x-amz-meta-a", 12, "b\r\nx: y", 8), INV);
   EXPECT_RC(ssekit_request_set_secure(NULL, true), NUL);
   EXPECT_RC(ssekit_request_set_principal(NULL, "*", 1), NUL);
   EXPECT_RC(ssekit_request_set_principal(put, NULL, 1), NUL);
