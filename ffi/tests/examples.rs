@@ -718,7 +718,10 @@ fn every_key_use_has_an_audit_line_naming_object_and_principal() {
         .iter()
         .filter(|l| l["op"] == "create" && l["outcome"] == "requested")
         .count();
-    assert_eq!(requested, 2, "a `requested` line before each create:\n{log}");
+    assert_eq!(
+        requested, 2,
+        "a `requested` line before each create:\n{log}"
+    );
     assert_eq!(
         lines.len(),
         creates + 12,
