@@ -428,11 +428,9 @@ class WritePlan(_Plan):
         src, n = in_buffer(data, "data")
         dst, cap = out_buffer(out, "out")
         check_no_overlap(src, n, dst, cap, "seal_into")
-        need, written = ffi.new("uint64_t *"), ffi.new("size_t *")
+        written = ffi.new("size_t *")
+        # One call: the library checks the capacity itself (BufferTooSmallError, nothing written).
         with self._h.use(exclusive=True) as p:
-            rustcall(lib.ssekit_write_plan_stored_len, p, n, need)
-            if cap < need[0]:
-                raise BufferTooSmallError(f"out holds {cap} bytes; sealing {n} bytes needs {need[0]}", 102)
             rustcall(lib.ssekit_write_plan_seal_into, p, src, n, dst, cap, written)
         return int(written[0])
 

@@ -252,11 +252,13 @@ def test_strided_buffers_refused(engine):
         plan.seal_into(b"ab", strided)
 
 
-def test_lengths_checked_in_python(engine, obj):
+def test_lengths_checked_before_anything_is_written(engine, obj):
     data, stored, meta = obj
     plan = engine.plan_write("PutObject", "b", "k")
-    with pytest.raises(ssekit.BufferTooSmallError, match="needs"):
-        plan.seal_into(data, bytearray(len(data)))
+    short = bytearray(len(data))
+    with pytest.raises(ssekit.BufferTooSmallError, match="needed"):
+        plan.seal_into(data, short)
+    assert short == bytearray(len(data)), "a refused seal_into wrote into the buffer"
     with pytest.raises(ValueError, match="past the end"):
         plan.seal_in_place(bytearray(10), 11)
     with pytest.raises(ssekit.BufferTooSmallError):

@@ -65,7 +65,8 @@ def test_audit_callback_receives_lines_from_every_thread(keydir):
         assert isinstance(line, str)
         with lock:
             lines.append(json.loads(line))
-            threads_seen.add(threading.get_ident())
+            # Names, not idents: an ident is reused once its thread has ended.
+            threads_seen.add(threading.current_thread().name)
 
     with ssekit.Engine.local(keydir, audit_callback=audit) as e:
         def work():
