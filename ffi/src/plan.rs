@@ -147,18 +147,15 @@ pub extern "C" fn ssekit_engine_plan_copy(
         let e = ptr::get(engine, "engine")?;
         let r = ptr::get(request, "request")?;
         let b = ptr::get(bucket, "bucket")?;
-        let s = ptr::get(source, "source")?;
-        let sb = ptr::get(source_bucket, "source_bucket")?;
-        let sm = ptr::get(source_meta, "source_meta")?;
-        let src_ctx = source_context(r, s);
+        let (src_ctx, sb, sm) = copy_source(r, source, source_bucket, source_meta)?;
         let (read, write) = e.sse.plan_copy(
             &r.headers,
             &r.ctx,
             &b.config,
             CopySource {
                 ctx: &src_ctx,
-                bucket: &sb.config,
-                meta: &sm.meta,
+                bucket: sb,
+                meta: sm,
             },
         )?;
         ro.write(read_plan(read));
@@ -167,15 +164,28 @@ pub extern "C" fn ssekit_engine_plan_copy(
     })
 }
 
-/// The source's context as the requester reads it.
-fn source_context(
+/// A copy's source from its handles: its context as the requester reads it (the source's bucket
+/// and key, the request's principal and TLS flag), its bucket's configuration and its metadata.
+fn copy_source<'a>(
     request: &ssekit_request,
-    source: &ssekit_request,
-) -> ::ssekit_engine::sse::RequestContext {
-    let mut c = source.ctx.clone();
-    c.principal = request.ctx.principal.clone();
-    c.secure = request.ctx.secure;
-    c
+    source: *const ssekit_request,
+    source_bucket: *const ssekit_bucket,
+    source_meta: *const ssekit_meta,
+) -> Result<
+    (
+        ::ssekit_engine::sse::RequestContext,
+        &'a ::ssekit_engine::sse::BucketConfig,
+        &'a ::ssekit_engine::object::ObjectMeta,
+    ),
+    Fail,
+> {
+    let s = ptr::get(source, "source")?;
+    let sb = ptr::get(source_bucket, "source_bucket")?;
+    let sm = ptr::get(source_meta, "source_meta")?;
+    let mut ctx = s.ctx.clone();
+    ctx.principal = request.ctx.principal.clone();
+    ctx.secure = request.ctx.secure;
+    Ok((ctx, &sb.config, &sm.meta))
 }
 
 /// Plans an UploadPart of part `part_number` (1..=10000) of the upload whose stored metadata is
@@ -231,10 +241,7 @@ pub extern "C" fn ssekit_engine_plan_part_copy(
         let r = ptr::get(request, "request")?;
         let b = ptr::get(bucket, "bucket")?;
         let u = ptr::get(upload, "upload")?;
-        let s = ptr::get(source, "source")?;
-        let sb = ptr::get(source_bucket, "source_bucket")?;
-        let sm = ptr::get(source_meta, "source_meta")?;
-        let src_ctx = source_context(r, s);
+        let (src_ctx, sb, sm) = copy_source(r, source, source_bucket, source_meta)?;
         let (read, part) = e.sse.plan_part_copy(
             &r.headers,
             &r.ctx,
@@ -243,8 +250,8 @@ pub extern "C" fn ssekit_engine_plan_part_copy(
             part_number,
             CopySource {
                 ctx: &src_ctx,
-                bucket: &sb.config,
-                meta: &sm.meta,
+                bucket: sb,
+                meta: sm,
             },
         )?;
         ro.write(read_plan(read));
@@ -318,6 +325,17 @@ pub extern "C" fn ssekit_engine_authorize(
     })
 }
 
+/// Refuses a body over the format's limit (whose stored length could not be computed).
+fn within_format(plaintext_len: u64) -> Result<(), Fail> {
+    if plaintext_len > ::ssekit_engine::object::MAX_OBJECT_SIZE {
+        return Err(Fail::new(
+            ssekit_result::SSEKIT_RESULT_TOO_LARGE,
+            format!("{plaintext_len} bytes: over the format's limit"),
+        ));
+    }
+    Ok(())
+}
+
 fn live(p: &ssekit_write_plan) -> Result<&WritePlan, Fail> {
     p.plan
         .as_ref()
@@ -356,12 +374,7 @@ pub extern "C" fn ssekit_write_plan_stored_len(
     boundary(|| {
         let out = ptr::out(stored_len_out, "stored_len_out")?;
         let p = live(ptr::get(plan, "plan")?)?;
-        if plaintext_len > ::ssekit_engine::object::MAX_OBJECT_SIZE {
-            return Err(Fail::new(
-                ssekit_result::SSEKIT_RESULT_TOO_LARGE,
-                format!("{plaintext_len} bytes: over the format's limit"),
-            ));
-        }
+        within_format(plaintext_len)?;
         out.write(p.stored_len(plaintext_len));
         Ok(())
     })
@@ -385,9 +398,7 @@ pub extern "C" fn ssekit_write_plan_seal_into(
         ptr::disjoint(plaintext, plaintext_len, out, out_cap)?;
         let input = ptr::bytes(plaintext, plaintext_len, "plaintext")?;
         let need = p.stored_len(input.len() as u64);
-        if (out_cap as u64) < need {
-            return Err(Fail::buffer(need, out_cap));
-        }
+        ptr::room(need, out_cap)?;
         let dst = ptr::bytes_mut(out, out_cap, "out")?;
         w.write(p.seal_into(input, dst).map_err(data_fail)?);
         Ok(())
@@ -413,9 +424,7 @@ pub extern "C" fn ssekit_write_plan_seal_in_place(
             return Err(Fail::invalid("plaintext_len is larger than buf_cap"));
         }
         let need = p.stored_len(plaintext_len as u64);
-        if (buf_cap as u64) < need {
-            return Err(Fail::buffer(need, buf_cap));
-        }
+        ptr::room(need, buf_cap)?;
         let b = ptr::bytes_mut(buf, buf_cap, "buf")?;
         w.write(p.seal_in_place(b, plaintext_len).map_err(data_fail)?);
         Ok(())
@@ -551,9 +560,7 @@ pub extern "C" fn ssekit_read_plan_open_into(
         let p = &ptr::get(plan, "plan")?.plan;
         ptr::disjoint(stored, stored_len, out, out_cap)?;
         let input = ptr::bytes(stored, stored_len, "stored")?;
-        if (out_cap as u64) < p.size() {
-            return Err(Fail::buffer(p.size(), out_cap));
-        }
+        ptr::room(p.size(), out_cap)?;
         let dst = ptr::bytes_mut(out, out_cap, "out")?;
         w.write(p.open_into(input, dst).map_err(data_fail)?);
         Ok(())
@@ -604,12 +611,7 @@ pub extern "C" fn ssekit_part_plan_stored_len(
     boundary(|| {
         let out = ptr::out(stored_len_out, "stored_len_out")?;
         let p = &ptr::get(plan, "plan")?.plan;
-        if plaintext_len > ::ssekit_engine::object::MAX_OBJECT_SIZE {
-            return Err(Fail::new(
-                ssekit_result::SSEKIT_RESULT_TOO_LARGE,
-                format!("{plaintext_len} bytes: over the format's limit"),
-            ));
-        }
+        within_format(plaintext_len)?;
         out.write(p.stored_len(plaintext_len));
         Ok(())
     })
@@ -635,9 +637,7 @@ pub extern "C" fn ssekit_part_plan_seal_into(
         ptr::disjoint(plaintext, plaintext_len, out, out_cap)?;
         let input = ptr::bytes(plaintext, plaintext_len, "plaintext")?;
         let need = p.stored_len(input.len() as u64);
-        if (out_cap as u64) < need {
-            return Err(Fail::buffer(need, out_cap));
-        }
+        ptr::room(need, out_cap)?;
         let dst = ptr::bytes_mut(out, out_cap, "out")?;
         let (n, entry) = p.seal_into(input, dst).map_err(data_fail)?;
         w.write(n);

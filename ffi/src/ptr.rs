@@ -60,6 +60,15 @@ pub(crate) fn disjoint(
     ))
 }
 
+/// Refuses an output buffer of `cap` bytes where `need` are written (nothing is consumed or written
+/// before this check).
+pub(crate) fn room(need: u64, cap: usize) -> Result<(), Fail> {
+    if (cap as u64) < need {
+        return Err(Fail::buffer(need, cap));
+    }
+    Ok(())
+}
+
 /// The UTF-8 text of `len` bytes at `p`.
 pub(crate) fn text<'a>(p: *const c_char, len: usize, what: &str) -> Result<&'a str, Fail> {
     std::str::from_utf8(bytes(p.cast(), len, what)?)

@@ -139,9 +139,7 @@ pub extern "C" fn ssekit_range_open(
         let p = ptr::get(plan, "plan")?;
         ptr::disjoint(fetched, fetched_len, out, out_cap)?;
         let need = r.fetches.plaintext.end - r.fetches.plaintext.start;
-        if (out_cap as u64) < need {
-            return Err(Fail::buffer(need, out_cap));
-        }
+        ptr::room(need, out_cap)?;
         let input = ptr::bytes(fetched, fetched_len, "fetched")?;
         let read = p
             .plan

@@ -59,9 +59,7 @@ pub extern "C" fn ssekit_sealer_update(
         }
         ptr::disjoint(input, input_len, out, out_cap)?;
         let need = s.inner.update_len(input_len);
-        if out_cap < need {
-            return Err(Fail::buffer(need as u64, out_cap));
-        }
+        ptr::room(need as u64, out_cap)?;
         let input = ptr::bytes(input, input_len, "input")?;
         let dst = ptr::bytes_mut(out, out_cap, "out")?;
         w.write(s.inner.update(input, dst).map_err(data_error)?);
@@ -101,9 +99,7 @@ pub extern "C" fn ssekit_sealer_finish(
             return Err(Fail::state("the sealer is finished"));
         }
         let need = s.inner.finish_len();
-        if out_cap < need {
-            return Err(Fail::buffer(need as u64, out_cap));
-        }
+        ptr::room(need as u64, out_cap)?;
         let dst = ptr::bytes_mut(out, out_cap, "out")?;
         let (n, entry) = s.inner.finish(dst).map_err(data_error)?;
         s.done = true;
@@ -203,9 +199,7 @@ pub extern "C" fn ssekit_opener_update(
         let o = ptr::get_mut(opener, "opener")?;
         ptr::disjoint(input, input_len, out, out_cap)?;
         let need = o.inner.update_len(input_len);
-        if out_cap < need {
-            return Err(Fail::buffer(need as u64, out_cap));
-        }
+        ptr::room(need as u64, out_cap)?;
         let input = ptr::bytes(input, input_len, "input")?;
         let dst = ptr::bytes_mut(out, out_cap, "out")?;
         w.write(o.inner.update(input, dst).map_err(data_error)?);
