@@ -47,8 +47,10 @@ def test_round_trip_every_mode(engine, mode, n):
     buf = bytearray(stored)
     k = read.open_in_place(buf)
     assert k == n and buf[:k] == data
-    if n:
-        assert stored[:n] != data[:n]
+    if n >= 16:
+        # No 16-byte run of the plaintext survives in what is stored (a
+        # 1-byte comparison would fail by chance once in 256 runs).
+        assert all(data[i : i + 16] not in stored for i in range(0, n - 15, 4096))
 
 
 def test_response_headers_name_the_mode(engine):
