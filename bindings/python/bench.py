@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -31,14 +32,23 @@ SIZES = {"4 KiB": 4096, "1 MiB": 1 << 20, "64 MiB": 64 << 20}
 
 
 def rate(fn, nbytes: int, seconds: float) -> float:
+    """MB/s from the median time per call, taken as criterion takes it for the Rust rows: samples
+    of back-to-back calls (each about 10 ms long), the time per call of the median sample. A mean
+    over the whole run would let one scheduling hiccup of this shared VM move the figure, and would
+    not be the statistic the Rust side reports."""
     fn()  # warm up
-    n, start = 0, time.perf_counter()
-    while True:
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 0.01 or calls < 1:
         fn()
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds and n >= 3:
-            return n * nbytes / elapsed / 1e6
+        calls += 1
+    samples = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(samples) < 5:
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        samples.append((time.perf_counter() - t) / calls)
+    return nbytes / statistics.median(samples) / 1e6
 
 
 def threaded_rate(engine: ssekit.Engine, threads: int, nbytes: int, seconds: float) -> float:

@@ -336,6 +336,40 @@ fn encryption_with_injected_salt_matches() {
     }
 }
 
+/// The two 4 MiB vectors (256 chunks) are the ones long enough to be spread over threads: sealed,
+/// opened and refused when damaged from inside pools of 1, 3 and 8 threads (a server calling from
+/// its own rayon pool); `encryption_with_injected_salt_matches` does it from outside the global
+/// pool. So the batching is checked against the published bytes, not only against itself.
+#[test]
+fn long_vectors_match_from_inside_pools_of_every_size() {
+    let long: Vec<Vector> = vectors()
+        .into_iter()
+        .filter(|v| v.valid && v.ct.len() > 1 << 20)
+        .collect();
+    assert_eq!(long.len(), 2);
+    for v in &long {
+        let msg = object::open_message(&v.key, &v.ctx, &v.ct).unwrap();
+        let salt: [u8; 24] = v.ct[..24].try_into().unwrap();
+        for threads in [1, 3, 8] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let run = || {
+                let sealed = object::__seal_message_with_salt(&v.key, &v.ctx, &salt, &msg).unwrap();
+                assert!(sealed == v.ct, "tc {}: {threads} threads", v.id);
+                let opened = object::open_message(&v.key, &v.ctx, &v.ct).unwrap();
+                assert!(opened == msg, "tc {}: {threads} threads, open", v.id);
+                let mut bad = v.ct.clone();
+                let at = bad.len() - 3 * 16400;
+                bad[at] ^= 1;
+                assert!(object::open_message(&v.key, &v.ctx, &bad).is_err());
+            };
+            pool.install(run);
+        }
+    }
+}
+
 #[test]
 fn streaming_writer_round_trips_the_vector_messages() {
     for v in vectors().into_iter().filter(|v| v.valid) {

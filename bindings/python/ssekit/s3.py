@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _ffi
-from ._ffi import NULL, Native, ffi, in_buffer, integer, lib, out_buffer, check_no_overlap, text
+from ._ffi import NULL, Fresh, Native, ffi, in_buffer, integer, lib, out_buffer, check_no_overlap, text
 from .errors import BufferTooSmallError, TruncatedError, rustcall
 
 __all__ = [
@@ -437,9 +437,9 @@ class WritePlan(_Plan):
     def seal(self, data: Any) -> bytes:
         """Seals ``data`` and returns the stored bytes."""
         _, n = in_buffer(data, "data")
-        out = bytearray(self.stored_len(n))
+        out = Fresh(self.stored_len(n))
         w = self.seal_into(data, out)
-        return bytes(out) if w == len(out) else bytes(memoryview(out)[:w])
+        return out.take(w)
 
     def seal_in_place(self, buffer: Any, plaintext_len: int) -> int:
         """Seals the first ``plaintext_len`` bytes of ``buffer`` in place (``buffer`` at least
@@ -546,9 +546,9 @@ class ReadPlan(_Plan):
             # unauthenticated metadata record states.
             raise TruncatedError(f"the stored data holds {n} bytes, fewer than the object's {self._size} "
                                  "plaintext bytes (checked in Python before opening)", 204)
-        out = bytearray(self._size)
+        out = Fresh(self._size)
         w = self.open_into(stored, out)
-        return bytes(out) if w == len(out) else bytes(memoryview(out)[:w])
+        return out.take(w)
 
     def open_in_place(self, buffer: Any) -> int:
         """Opens the stored object held in ``buffer`` (exactly its stored bytes) in place;
@@ -627,9 +627,9 @@ class PartPlan(_Plan):
     def seal(self, data: Any) -> Tuple[bytes, PartEntry]:
         """Seals the part's body; returns (stored bytes, the part's row)."""
         _, n = in_buffer(data, "data")
-        out = bytearray(self.stored_len(n))
+        out = Fresh(self.stored_len(n))
         w, entry = self.seal_into(data, out)
-        return (bytes(out) if w == len(out) else bytes(memoryview(out)[:w])), entry
+        return (out.take(w)), entry
 
     def sealer(self, out: Any = None):
         """A streaming sealer of this part (see :meth:`WritePlan.sealer`)."""
@@ -692,9 +692,9 @@ class Range:
     def open(self, fetched: Any) -> bytes:
         """Opens the fetched bytes (every fetch, back to back) and returns the range's plaintext."""
         in_buffer(fetched, "fetched")
-        out = bytearray(self.length)
+        out = Fresh(self.length)
         w = self.open_into(fetched, out)
-        return bytes(out) if w == len(out) else bytes(memoryview(out)[:w])
+        return out.take(w)
 
     def close(self) -> None:
         self._h.close()

@@ -290,6 +290,10 @@ def test_overlapping_buffers_refused(engine):
     with pytest.raises(ValueError, match="overlaps"):
         plan.seal_into(view[:100], view[50:])
     assert plan.seal_into(view[:100], view[100:]) == plan.stored_len(100)
+    with pytest.raises(ValueError, match="overlaps"):
+        plan.seal_into(buf, buf)  # one bytearray as both (the fast path for exact bytearrays)
+    with pytest.raises(ValueError, match="overlaps"):
+        plan.seal_into(memoryview(buf)[10:20], buf)
 
 
 def test_empty_versus_missing(engine):

@@ -230,3 +230,27 @@ def test_metadata_is_bound_to_the_object_name(engine):
 def test_client_and_library_versions():
     assert ssekit.__version__ == ssekit.library_version() == "0.1.0"
     assert ssekit.backend_name() in {"vaes-avx512", "vaes-avx2", "aesni", "portable"}
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 1 << 20])
+def test_results_are_new_bytes_objects(engine, n):
+    """seal() and open() fill a new bytes object in place (no second buffer): each result is an
+    exact, hashable bytes of its own, never one shared with another call or with the input."""
+    data = data_of(n)
+    plan = engine.plan_write("PutObject", "b", "k")
+    a, b = plan.seal(data), plan.seal(data)
+    assert type(a) is bytes and type(b) is bytes and a is not b and a != b  # fresh salts
+    assert hash(a) == hash(bytes(bytearray(a)))
+    meta = plan.finish(n).to_bytes()
+    read = engine.plan_read("GetObject", "b", "k", meta, {})
+    opened = read.open(b)
+    assert type(opened) is bytes and opened == data and (n == 0 or opened is not data)
+    again = read.open(b)
+    assert again == opened and (n < 2 or again is not opened)
+    if n:
+        empty_before = bytes(0)
+        bad = bytearray(b)
+        bad[-1] ^= 1
+        with pytest.raises((ssekit.TamperedError, ssekit.WrongKeyError)):
+            read.open(bad)
+        assert bytes(0) == empty_before == b""  # the empty singleton was never written

@@ -6,7 +6,6 @@
 use std::ops::Range;
 
 use hmac::{Hmac, Mac};
-use rayon::prelude::*;
 use sha2::Sha512;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
@@ -30,14 +29,69 @@ pub const MAX_CHUNKS: u64 = 1 << 38;
 const INFO_PREFIX: &[u8] = b"c2sp.org/chunked-encryption@v1+AEAD_AES_256_GCM\x00";
 
 /// Messages shorter than this are sealed and opened on the calling thread: below it, handing chunks to
-/// the rayon pool costs more than it saves.
+/// other threads costs more than it saves.
 const PARALLEL_MIN_LEN: usize = 4 * CHUNK_LEN;
-/// Chunks per rayon task: at least 16 (256 KiB, where task overhead has vanished), at most 64 (1 MiB:
-/// 12.1–12.2 GiB/s against 11.7 with 16 on 256 MiB and 2 threads, in separate runs), and small enough
-/// that each thread of the pool gets about four tasks, so a 4 MiB streaming batch still spreads over
-/// sixteen cores.
-fn chunks_per_task(chunks: usize) -> usize {
-    (chunks / (4 * rayon::current_num_threads())).clamp(16, 64)
+
+/// Chunks per batch that [`spread`] hands out for a message of `chunks` chunks: all of them below
+/// [`PARALLEL_MIN_LEN`]; otherwise about eight batches per thread of the pool, so a thread that
+/// starts late (a worker waking from sleep) or falls behind (a core taken by other work) leaves
+/// little at the end, but never fewer than 4 chunks (64 KiB, where taking a batch costs nothing) nor
+/// more than 64 (1 MiB).
+fn chunks_per_batch(chunks: usize) -> usize {
+    if chunks * CHUNK_LEN < PARALLEL_MIN_LEN {
+        return chunks.max(1);
+    }
+    (chunks / (8 * rayon::current_num_threads())).clamp(4, 64)
+}
+
+/// Runs `work` on every batch, on the calling thread and on as many of the rayon pool's threads as
+/// the pool has, less one, each taking the next batch from a shared queue as it finishes one.
+/// Returns the failure `(chunk index, error)` with the lowest index, if any.
+///
+/// The caller works too, and starts at once. A server thread that seals now and then finds the
+/// pool asleep: handing it the whole message (what a parallel iterator does from outside the pool)
+/// made the caller wait 30-40 µs for a worker to wake and then for it to wake the next, a third of
+/// a 1 MiB seal. Here the workers join when they are up. From inside the pool it works the same
+/// (the spawned batches go to the worker's own queue).
+fn spread<T: Send, E: Send>(
+    batches: impl ExactSizeIterator<Item = T> + Send,
+    work: impl Fn(T) -> Option<(usize, E)> + Sync,
+) -> Option<(usize, E)> {
+    let helpers = rayon::current_num_threads()
+        .min(batches.len())
+        .saturating_sub(1);
+    if helpers == 0 {
+        let mut batches = batches;
+        return batches.find_map(work);
+    }
+    fn lock<X>(m: &std::sync::Mutex<X>) -> std::sync::MutexGuard<'_, X> {
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    let queue = std::sync::Mutex::new(batches);
+    let first_failure = std::sync::Mutex::new(None::<(usize, E)>);
+    let drain = || {
+        loop {
+            // (`let … else`, not `while let`: the guard must not live through `work`.)
+            let Some(batch) = lock(&queue).next() else {
+                break;
+            };
+            if let Some(f) = work(batch) {
+                let mut first = lock(&first_failure);
+                if first.as_ref().is_none_or(|g| f.0 < g.0) {
+                    *first = Some(f);
+                }
+            }
+        }
+    };
+    rayon::in_place_scope(|s| {
+        for _ in 0..helpers {
+            s.spawn(|_| drain());
+        }
+        drain();
+    });
+    first_failure
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// HKDF-Expand (RFC 5869 section 2.3) over SHA-512 with `info` given in pieces. Written out because
@@ -258,53 +312,44 @@ impl MessageKey {
 
     /// Seals chunks `first..` from `plaintext` (cut into 16 KiB chunks) into `out`, which holds
     /// exactly their sealed lengths, plus 16 bytes for an empty final chunk when the caller ends the
-    /// message on a chunk boundary. Runs on the rayon pool when the batch is large.
+    /// message on a chunk boundary. Spread over the pool when the batch is large ([`spread`]).
     pub(crate) fn seal_chunks_into(&self, first: u64, plaintext: &[u8], out: &mut [u8]) {
         let pieces = plaintext.len().div_ceil(CHUNK_LEN);
-        let work =
-            |(i, (p, o)): (usize, (&[u8], &mut [u8]))| self.seal_chunk_into(first + i as u64, p, o);
-        if plaintext.len() < PARALLEL_MIN_LEN {
-            plaintext
-                .chunks(CHUNK_LEN)
-                .zip(out.chunks_mut(SEALED_CHUNK_LEN))
-                .enumerate()
-                .for_each(work);
-        } else {
-            plaintext
-                .par_chunks(CHUNK_LEN)
-                .zip(out.par_chunks_mut(SEALED_CHUNK_LEN))
-                .enumerate()
-                .with_min_len(chunks_per_task(pieces))
-                .for_each(work);
-        }
         let sealed = pieces * SEALED_CHUNK_LEN - (pieces * CHUNK_LEN - plaintext.len());
-        if out.len() > sealed {
-            debug_assert_eq!(out.len() - sealed, TAG_LEN);
-            self.seal_chunk_into(first + pieces as u64, &[], &mut out[sealed..]);
+        let (body, empty_final) = out.split_at_mut(sealed);
+        let per = chunks_per_batch(pieces);
+        let batches = plaintext
+            .chunks(per * CHUNK_LEN)
+            .zip(body.chunks_mut(per * SEALED_CHUNK_LEN))
+            .enumerate();
+        spread(batches, |(b, (p, o))| {
+            let chunks = p.chunks(CHUNK_LEN).zip(o.chunks_mut(SEALED_CHUNK_LEN));
+            for (j, (p, o)) in chunks.enumerate() {
+                self.seal_chunk_into(first + (b * per + j) as u64, p, o);
+            }
+            None::<(usize, ())>
+        });
+        if !empty_final.is_empty() {
+            debug_assert_eq!(empty_final.len(), TAG_LEN);
+            self.seal_chunk_into(first + pieces as u64, &[], empty_final);
         }
     }
 
     /// Seals, in place, consecutive chunks `first..` laid out at a stride of [`SEALED_CHUNK_LEN`] in
     /// `buf` (the last may be shorter, down to a tag alone): each chunk's plaintext is already in its
-    /// first bytes, and its last 16 bytes receive the tag. Runs on the rayon pool when the batch is large.
+    /// first bytes, and its last 16 bytes receive the tag. Spread over the pool when the batch is
+    /// large.
     pub(crate) fn seal_chunks_in_place(&self, first: u64, buf: &mut [u8]) {
-        let work = |(i, c): (usize, &mut [u8])| {
-            let (body, tag) = c.split_at_mut(c.len() - TAG_LEN);
-            tag.copy_from_slice(
-                &self
-                    .gcm
-                    .seal_in_place(&self.nonce(first + i as u64), &[], body),
-            );
-        };
-        if buf.len() < PARALLEL_MIN_LEN {
-            buf.chunks_mut(SEALED_CHUNK_LEN).enumerate().for_each(work);
-        } else {
-            let per_task = chunks_per_task(buf.len() / SEALED_CHUNK_LEN);
-            buf.par_chunks_mut(SEALED_CHUNK_LEN)
-                .enumerate()
-                .with_min_len(per_task)
-                .for_each(work);
-        }
+        let per = chunks_per_batch(buf.len().div_ceil(SEALED_CHUNK_LEN));
+        let batches = buf.chunks_mut(per * SEALED_CHUNK_LEN).enumerate();
+        spread(batches, |(b, batch)| {
+            for (j, c) in batch.chunks_mut(SEALED_CHUNK_LEN).enumerate() {
+                let (body, tag) = c.split_at_mut(c.len() - TAG_LEN);
+                let nonce = self.nonce(first + (b * per + j) as u64);
+                tag.copy_from_slice(&self.gcm.seal_in_place(&nonce, &[], body));
+            }
+            None::<(usize, ())>
+        });
     }
 
     /// Opens, in place, consecutive sealed chunks `first..` laid out at a stride of
@@ -315,27 +360,22 @@ impl MessageKey {
         first: u64,
         sealed: &mut [u8],
     ) -> (usize, Result<(), Error>) {
-        let work = |(i, c): (usize, &mut [u8])| {
-            self.open_chunk_in_place(first + i as u64, c)
-                .err()
-                .map(|e| (i, e))
-        };
-        let failure = if sealed.len() < PARALLEL_MIN_LEN {
-            sealed
+        let chunks = sealed.len().div_ceil(SEALED_CHUNK_LEN);
+        let per = chunks_per_batch(chunks);
+        let batches = sealed.chunks_mut(per * SEALED_CHUNK_LEN).enumerate();
+        let failure = spread(batches, |(b, batch)| {
+            batch
                 .chunks_mut(SEALED_CHUNK_LEN)
                 .enumerate()
-                .find_map(work)
-        } else {
-            let per_task = chunks_per_task(sealed.len() / SEALED_CHUNK_LEN);
-            sealed
-                .par_chunks_mut(SEALED_CHUNK_LEN)
-                .enumerate()
-                .with_min_len(per_task)
-                .filter_map(work)
-                .min_by_key(|&(i, _)| i)
-        };
+                .find_map(|(j, c)| {
+                    let i = b * per + j;
+                    self.open_chunk_in_place(first + i as u64, c)
+                        .err()
+                        .map(|e| (i, e))
+                })
+        });
         match failure {
-            None => (sealed.len().div_ceil(SEALED_CHUNK_LEN), Ok(())),
+            None => (chunks, Ok(())),
             Some((i, e)) => (i, Err(e)),
         }
     }
@@ -344,7 +384,7 @@ impl MessageKey {
 impl MessageKey {
     /// Opens consecutive sealed chunks `first..` (`body`: full chunks at a stride of
     /// [`SEALED_CHUNK_LEN`], the last possibly shorter, down to a tag alone) into `out`, which holds
-    /// exactly their plaintext. Chunks are opened in parallel when there are many; `out` is not zeroed
+    /// exactly their plaintext. Spread over the pool when there are many chunks; `out` is not zeroed
     /// on failure (the callers do it).
     pub(crate) fn open_chunks_into(
         &self,
@@ -354,33 +394,29 @@ impl MessageKey {
     ) -> Result<(), Error> {
         let chunks = body.len().div_ceil(SEALED_CHUNK_LEN);
         debug_assert_eq!(body.len(), out.len() + chunks * TAG_LEN);
-        // Each chunk: decrypt into its piece of `out`; `Some(k)` for a chunk that failed.
-        let work = |(i, (c, o)): (usize, (&[u8], &mut [u8]))| -> Option<u64> {
-            let (ct, tag) = c.split_at(c.len() - TAG_LEN);
-            let tag: &[u8; 16] = tag.try_into().expect("16 bytes");
-            self.gcm
-                .open_into(&self.nonce(first + i as u64), &[], ct, tag, o)
-                .err()
-                .map(|_| first + i as u64)
-        };
+        let per = chunks_per_batch(out.len().div_ceil(CHUNK_LEN));
         // `out` has one piece per chunk, except that an empty final chunk has no piece: zip stops
         // there, so check that chunk on its own.
-        let failed = if out.len() < PARALLEL_MIN_LEN {
-            body.chunks(SEALED_CHUNK_LEN)
-                .zip(out.chunks_mut(CHUNK_LEN))
-                .enumerate()
-                .find_map(work)
-        } else {
-            let per_task = chunks_per_task(out.len() / CHUNK_LEN);
-            body.par_chunks(SEALED_CHUNK_LEN)
-                .zip(out.par_chunks_mut(CHUNK_LEN))
-                .enumerate()
-                .with_min_len(per_task)
-                .filter_map(work)
-                .min()
-        };
-        if let Some(chunk) = failed {
-            return Err(Error::Tampered { chunk });
+        let batches = body
+            .chunks(per * SEALED_CHUNK_LEN)
+            .zip(out.chunks_mut(per * CHUNK_LEN))
+            .enumerate();
+        let failed = spread(batches, |(b, (c, o))| {
+            let pieces = c.chunks(SEALED_CHUNK_LEN).zip(o.chunks_mut(CHUNK_LEN));
+            pieces.enumerate().find_map(|(j, (c, o))| {
+                let i = b * per + j;
+                let (ct, tag) = c.split_at(c.len() - TAG_LEN);
+                let tag: &[u8; 16] = tag.try_into().expect("16 bytes");
+                self.gcm
+                    .open_into(&self.nonce(first + i as u64), &[], ct, tag, o)
+                    .err()
+                    .map(|_| (i, ()))
+            })
+        });
+        if let Some((i, ())) = failed {
+            return Err(Error::Tampered {
+                chunk: first + i as u64,
+            });
         }
         if chunks > out.len().div_ceil(CHUNK_LEN) {
             let mut tag_only = [0u8; TAG_LEN];
