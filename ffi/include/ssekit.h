@@ -268,11 +268,12 @@ typedef struct ssekit_part_entry {
 extern "C" {
 #endif // __cplusplus
 
-// Sets the number of threads large seals and opens spread over (the process's one pool, shared by
-// every engine), instead of one per CPU. Call it at start-up, before any seal or open: afterwards
-// the pool exists and this returns `SSEKIT_RESULT_INVALID_STATE`. 0 means one per CPU. The pool's
-// threads are started on first use and live until the process exits (a server that forks should
-// fork before).
+// Sets the number of threads a large seal or open uses, the calling thread's included (the
+// process's one pool, shared by every engine, gets that many; the caller works alongside n - 1 of
+// them), instead of one per CPU. 1 keeps every call on its caller. Call it at start-up, before any
+// seal or open: afterwards the pool exists and this returns `SSEKIT_RESULT_INVALID_STATE`. 0 means
+// one per CPU. The pool's threads are started on first use and live until the process exits (a
+// server that forks should fork before).
 ssekit_result ssekit_set_threads(size_t threads);
 
 // The library's version, e.g. `"0.1.0"` (static, NUL-terminated; never free it).

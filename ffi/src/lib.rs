@@ -50,11 +50,12 @@ const _: () = {
     movable::<ssekit_meta>();
 };
 
-/// Sets the number of threads large seals and opens spread over (the process's one pool, shared by
-/// every engine), instead of one per CPU. Call it at start-up, before any seal or open: afterwards
-/// the pool exists and this returns `SSEKIT_RESULT_INVALID_STATE`. 0 means one per CPU. The pool's
-/// threads are started on first use and live until the process exits (a server that forks should
-/// fork before).
+/// Sets the number of threads a large seal or open uses, the calling thread's included (the
+/// process's one pool, shared by every engine, gets that many; the caller works alongside n - 1 of
+/// them), instead of one per CPU. 1 keeps every call on its caller. Call it at start-up, before any
+/// seal or open: afterwards the pool exists and this returns `SSEKIT_RESULT_INVALID_STATE`. 0 means
+/// one per CPU. The pool's threads are started on first use and live until the process exits (a
+/// server that forks should fork before).
 #[unsafe(no_mangle)]
 pub extern "C" fn ssekit_set_threads(threads: usize) -> ssekit_result {
     error::boundary(|| {

@@ -41,8 +41,9 @@ def backend_name() -> str:
 
 
 def set_threads(threads: int) -> None:
-    """The number of threads large seals and opens spread over (one pool per process; 0: one per
-    CPU). Call it at start-up, before any seal or open (:class:`InvalidStateError` afterwards)."""
+    """The number of threads a large seal or open uses, the calling thread's included (one pool
+    per process; 0: one per CPU; 1: every call on its calling thread alone). Call it at start-up,
+    before any seal or open (:class:`InvalidStateError` afterwards)."""
     from ._ffi import SIZE_MAX, integer
     from .errors import rustcall
 
