@@ -645,6 +645,42 @@ fn streaming_reader_releases_only_authenticated_chunks_and_keeps_failing() {
     }
 }
 
+/// Two damaged chunks far apart (5 and 250 of 300) land in different batches of the parallel open,
+/// which may finish in any order: every interface must report the lower one, and the streaming
+/// reader must release exactly the chunks before it, on every pool size.
+#[test]
+fn the_first_of_two_damaged_chunks_is_reported_on_every_pool_size() {
+    let dek = DataKey::generate();
+    let pt = data(300 * C + 9, 21);
+    let mut sealed = object::seal(&dek, &pt).unwrap();
+    for bad in [250, 5] {
+        sealed[HEADER_LEN + bad * SEALED_CHUNK_LEN + 7] ^= 0x40;
+    }
+    let first = Error::Tampered { chunk: 5 };
+    for threads in [1, 2, 3, 8] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            assert_eq!(open(&dek, &sealed), Err(first.clone()), "{threads} threads");
+            let mut out = vec![0u8; pt.len()];
+            assert_eq!(open_into(&dek, &sealed, &mut out), Err(first.clone()));
+            let mut buf = sealed.clone();
+            assert_eq!(open_in_place(&dek, &mut buf), Err(first.clone()));
+            let mut r = reader(Cursor::new(&sealed), &dek, sealed.len()).unwrap();
+            let mut got = Vec::new();
+            let e = r.read_to_end(&mut got).unwrap_err();
+            assert_eq!(Error::from(e), first, "{threads} threads, streaming");
+            assert!(
+                got == pt[..5 * C],
+                "{threads} threads: released {} bytes",
+                got.len()
+            );
+        });
+    }
+}
+
 fn sample_meta(parts: Vec<PartEntry>) -> ObjectMeta {
     ObjectMeta {
         mode: SseMode::SseKms,

@@ -52,7 +52,7 @@ def in_buffer(data: Any, name: str) -> Tuple[Any, int]:
     (a bytearray cannot be resized) for as long as it is referenced: keep it until the call ends."""
     t = type(data)
     if t is bytes or t is bytearray:  # always C-contiguous, one byte per item: no view needed
-        return ffi.from_buffer("uint8_t[]", data), len(data)
+        return _export(data, False)
     if isinstance(data, str):
         raise TypeError(f"{name} must be a bytes-like object (bytes, bytearray, memoryview), not str; encode it first")
     try:
@@ -64,8 +64,15 @@ def in_buffer(data: Any, name: str) -> Tuple[Any, int]:
     with view:
         if not view.c_contiguous:
             raise ValueError(f"{name} must be a C-contiguous buffer (got a strided memoryview)")
-        length = view.nbytes
-    return ffi.from_buffer("uint8_t[]", data), length
+    return _export(data, False)
+
+
+def _export(obj: Any, writable: bool) -> Tuple[Any, int]:
+    """The buffer exported, and its length read from the export itself: the export pins the
+    buffer (a bytearray cannot be resized while it lives), so the length handed to C is the length
+    of the memory C gets, even if another thread resized the object after the checks above."""
+    c = ffi.from_buffer("uint8_t[]", obj, require_writable=writable)
+    return c, len(c)
 
 
 class Fresh:
@@ -78,7 +85,11 @@ class Fresh:
     alternative, a ``bytearray`` and then ``bytes(out)``, costs a second allocation and a copy, and
     with two large blocks alive at once the allocator maps and unmaps fresh pages on every call:
     1.8 ms per 1 MiB result on our VM, ten times the seal itself. Elsewhere (PyPy may move or copy
-    a ``bytes`` buffer) it is a ``bytearray`` copied once at the end."""
+    a ``bytes`` buffer) it is a ``bytearray`` copied once at the end.
+
+    Only code that digs the object out of the interpreter while the call runs (``gc.get_objects()``,
+    another thread's frames) can see it before it is complete; if such code hashes it then, the
+    cached hash is stale. Nothing in ordinary code holds a reference before :meth:`take`."""
 
     __slots__ = ("obj", "ptr", "n")
 
@@ -106,7 +117,7 @@ def out_buffer(buf: Any, name: str) -> Tuple[Any, int]:
     """As :func:`in_buffer`, for a buffer the library writes into: it must be writable (or a
     :class:`Fresh` result)."""
     if type(buf) is bytearray:
-        return ffi.from_buffer("uint8_t[]", buf, require_writable=True), len(buf)
+        return _export(buf, True)
     if type(buf) is Fresh:
         return buf.ptr, buf.n
     if isinstance(buf, (bytes, str)) or buf is None:
@@ -122,8 +133,7 @@ def out_buffer(buf: Any, name: str) -> Tuple[Any, int]:
             raise TypeError(f"{name} must be a writable buffer: this {type(buf).__name__} is read-only")
         if not view.c_contiguous:
             raise ValueError(f"{name} must be a C-contiguous buffer (got a strided memoryview)")
-        length = view.nbytes
-    return ffi.from_buffer("uint8_t[]", buf, require_writable=True), length
+    return _export(buf, True)
 
 
 def check_no_overlap(a: Any, a_len: int, b: Any, b_len: int, what: str) -> None:

@@ -392,3 +392,43 @@ def test_s3_error_struct_is_freed_every_time(engine):
         except ssekit.S3Error:
             pass
     assert rss() - before < 20_000, "max RSS grew by more than 20 MB over 20000 refusals"
+
+
+def test_length_handed_to_c_is_the_exports_even_while_another_thread_resizes():
+    """The length given with a buffer comes from the export that pins it, not from an earlier
+    look: a bytearray subclass (the path that checks through a memoryview first) resized by
+    another thread between the check and the export would otherwise tell C it holds more than
+    it does."""
+    import sys
+    import threading
+
+    from ssekit import _ffi
+
+    class Sub(bytearray):
+        pass
+
+    buf = Sub(4096)
+    stop = threading.Event()
+
+    def resize() -> None:
+        while not stop.is_set():
+            try:
+                buf.extend(bytes(4096))
+                del buf[4096:]
+            except BufferError:  # exported right now: the pin works
+                pass
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    t = threading.Thread(target=resize)
+    t.start()
+    try:
+        for _ in range(20_000):
+            for fn in (_ffi.in_buffer, _ffi.out_buffer):
+                cdata, n = fn(buf, "b")
+                assert n == len(cdata), f"{fn.__name__}: told C {n} bytes, the export holds {len(cdata)}"
+                del cdata
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(old)
