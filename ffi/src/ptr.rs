@@ -56,7 +56,7 @@ pub(crate) fn disjoint(
         return Ok(());
     }
     Err(Fail::invalid(
-        "the input and output buffers overlap: use the _in_place function",
+        "the output buffer overlaps the input: use the _in_place function",
     ))
 }
 

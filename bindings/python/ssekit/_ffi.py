@@ -77,7 +77,7 @@ def _export(obj: Any, writable: bool) -> Tuple[Any, int]:
 
 class Fresh:
     """The result of a call that returns ``bytes`` (``seal()``, ``open()``): a new object of ``n``
-    bytes that the library writes into, handed back without a copy.
+    bytes that the library writes into (through ``ptr``), handed back without a copy.
 
     On CPython it is a ``bytes`` object made here and seen by no one else until :meth:`take`
     returns it: the memory behind a new ``bytes`` is plain heap, and filling it before anyone holds
@@ -114,12 +114,10 @@ _CPYTHON = sys.implementation.name == "cpython"
 
 
 def out_buffer(buf: Any, name: str) -> Tuple[Any, int]:
-    """As :func:`in_buffer`, for a buffer the library writes into: it must be writable (or a
-    :class:`Fresh` result)."""
+    """As :func:`in_buffer`, for a buffer the library writes into: it must be writable. (Whether
+    it is large enough, and apart from the input, the library checks before it writes anything.)"""
     if type(buf) is bytearray:
         return _export(buf, True)
-    if type(buf) is Fresh:
-        return buf.ptr, buf.n
     if isinstance(buf, (bytes, str)) or buf is None:
         raise TypeError(
             f"{name} must be a writable buffer (bytearray, writable memoryview), not {type(buf).__name__}"
@@ -134,15 +132,6 @@ def out_buffer(buf: Any, name: str) -> Tuple[Any, int]:
         if not view.c_contiguous:
             raise ValueError(f"{name} must be a C-contiguous buffer (got a strided memoryview)")
     return _export(buf, True)
-
-
-def check_no_overlap(a: Any, a_len: int, b: Any, b_len: int, what: str) -> None:
-    """Refuses two buffers that share memory where the library requires them apart."""
-    if not a_len or not b_len:
-        return
-    pa, pb = ffi.cast("uint8_t *", a), ffi.cast("uint8_t *", b)  # compared as addresses
-    if pa < pb + b_len and pb < pa + a_len:
-        raise ValueError(f"{what}: the output buffer overlaps the input (use the _in_place variant)")
 
 
 def text(value: Any, name: str, *, optional: bool = False) -> Tuple[Any, int]:

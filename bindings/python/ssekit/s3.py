@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _ffi
-from ._ffi import NULL, Fresh, Native, ffi, in_buffer, integer, lib, out_buffer, check_no_overlap, text
-from .errors import BufferTooSmallError, TruncatedError, rustcall
+from ._ffi import NULL, Fresh, Native, ffi, in_buffer, integer, lib, out_buffer, text
+from .errors import TruncatedError, rustcall
 
 __all__ = [
     "Operation", "Mode", "Decision", "Bucket", "Meta", "PartEntry", "WritePlan", "ReadPlan", "PartPlan",
@@ -425,21 +425,21 @@ class WritePlan(_Plan):
     def seal_into(self, data: Any, out: Any) -> int:
         """Seals ``data`` (the whole body) into ``out`` (at least ``stored_len(len(data))``
         bytes, not overlapping ``data``); returns the stored length."""
-        src, n = in_buffer(data, "data")
-        dst, cap = out_buffer(out, "out")
-        check_no_overlap(src, n, dst, cap, "seal_into")
-        written = ffi.new("size_t *")
-        # One call: the library checks the capacity itself (BufferTooSmallError, nothing written).
-        with self._h.use(exclusive=True) as p:
-            rustcall(lib.ssekit_write_plan_seal_into, p, src, n, dst, cap, written)
-        return int(written[0])
+        return self._seal(*in_buffer(data, "data"), *out_buffer(out, "out"))
 
     def seal(self, data: Any) -> bytes:
         """Seals ``data`` and returns the stored bytes."""
-        _, n = in_buffer(data, "data")
+        src, n = in_buffer(data, "data")
         out = Fresh(self.stored_len(n))
-        w = self.seal_into(data, out)
-        return out.take(w)
+        return out.take(self._seal(src, n, out.ptr, out.n))
+
+    def _seal(self, src: Any, n: int, dst: Any, cap: int) -> int:
+        # One call: the library checks the capacity and the overlap itself (BufferTooSmallError,
+        # InvalidParameterError; nothing written).
+        written = ffi.new("size_t *")
+        with self._h.use(exclusive=True) as p:
+            rustcall(lib.ssekit_write_plan_seal_into, p, src, n, dst, cap, written)
+        return int(written[0])
 
     def seal_in_place(self, buffer: Any, plaintext_len: int) -> int:
         """Seals the first ``plaintext_len`` bytes of ``buffer`` in place (``buffer`` at least
@@ -448,10 +448,7 @@ class WritePlan(_Plan):
         n = integer(plaintext_len, "plaintext_len", _ffi.SIZE_MAX)
         if n > cap:
             raise ValueError(f"plaintext_len {n} is past the end of the {cap}-byte buffer")
-        need = self.stored_len(n)
-        if cap < need:
-            raise BufferTooSmallError(f"buffer holds {cap} bytes; sealing {n} bytes in place needs {need}", 102)
-        written = ffi.new("size_t *")
+        written = ffi.new("size_t *")  # the library checks the room for the sealed form itself
         with self._h.use(exclusive=True) as p:
             rustcall(lib.ssekit_write_plan_seal_in_place, p, dst, cap, n, written)
         return int(written[0])
@@ -528,11 +525,10 @@ class ReadPlan(_Plan):
         """Opens the whole stored object (every part back to back) into ``out`` (at least
         :attr:`size` bytes); returns the plaintext length. Nothing is written unless every chunk
         and the metadata authenticate."""
-        src, n = in_buffer(stored, "stored")
-        dst, cap = out_buffer(out, "out")
-        if cap < self._size:
-            raise BufferTooSmallError(f"out holds {cap} bytes; the object is {self._size}", 102)
-        check_no_overlap(src, n, dst, cap, "open_into")
+        return self._open(*in_buffer(stored, "stored"), *out_buffer(out, "out"))
+
+    def _open(self, src: Any, n: int, dst: Any, cap: int) -> int:
+        # The library checks the capacity and the overlap itself, before reading anything.
         written = ffi.new("size_t *")
         with self._h.use() as p:
             rustcall(lib.ssekit_read_plan_open_into, p, src, n, dst, cap, written)
@@ -540,15 +536,14 @@ class ReadPlan(_Plan):
 
     def open(self, stored: Any) -> bytes:
         """Opens the whole stored object and returns its plaintext."""
-        _, n = in_buffer(stored, "stored")
+        src, n = in_buffer(stored, "stored")
         if self._size > n:
             # The plaintext never outgrows its stored form: refuse before allocating the size an
             # unauthenticated metadata record states.
             raise TruncatedError(f"the stored data holds {n} bytes, fewer than the object's {self._size} "
                                  "plaintext bytes (checked in Python before opening)", 204)
         out = Fresh(self._size)
-        w = self.open_into(stored, out)
-        return out.take(w)
+        return out.take(self._open(src, n, out.ptr, out.n))
 
     def open_in_place(self, buffer: Any) -> int:
         """Opens the stored object held in ``buffer`` (exactly its stored bytes) in place;
@@ -612,24 +607,22 @@ class PartPlan(_Plan):
 
     def seal_into(self, data: Any, out: Any) -> Tuple[int, PartEntry]:
         """Seals the part's body into ``out``; returns (stored length, the part's row)."""
+        return self._seal(*in_buffer(data, "data"), *out_buffer(out, "out"))
+
+    def seal(self, data: Any) -> Tuple[bytes, PartEntry]:
+        """Seals the part's body; returns (stored bytes, the part's row)."""
         src, n = in_buffer(data, "data")
-        dst, cap = out_buffer(out, "out")
-        need = self.stored_len(n)
-        if cap < need:
-            raise BufferTooSmallError(f"out holds {cap} bytes; sealing {n} bytes needs {need}", 102)
-        check_no_overlap(src, n, dst, cap, "seal_into")
+        out = Fresh(self.stored_len(n))
+        w, entry = self._seal(src, n, out.ptr, out.n)
+        return out.take(w), entry
+
+    def _seal(self, src: Any, n: int, dst: Any, cap: int) -> Tuple[int, PartEntry]:
+        # The library checks the capacity and the overlap itself (nothing written).
         written = ffi.new("size_t *")
         entry = ffi.new("ssekit_part_entry *")
         with self._h.use(exclusive=True) as p:
             rustcall(lib.ssekit_part_plan_seal_into, p, src, n, dst, cap, written, entry)
         return int(written[0]), PartEntry._from_c(entry)
-
-    def seal(self, data: Any) -> Tuple[bytes, PartEntry]:
-        """Seals the part's body; returns (stored bytes, the part's row)."""
-        _, n = in_buffer(data, "data")
-        out = Fresh(self.stored_len(n))
-        w, entry = self.seal_into(data, out)
-        return (out.take(w)), entry
 
     def sealer(self, out: Any = None):
         """A streaming sealer of this part (see :meth:`WritePlan.sealer`)."""
@@ -679,22 +672,20 @@ class Range:
 
     def open_into(self, fetched: Any, out: Any) -> int:
         """Opens the fetched bytes into ``out`` (at least :attr:`length` bytes)."""
+        return self._open(*in_buffer(fetched, "fetched"), *out_buffer(out, "out"))
+
+    def open(self, fetched: Any) -> bytes:
+        """Opens the fetched bytes (every fetch, back to back) and returns the range's plaintext."""
         src, n = in_buffer(fetched, "fetched")
-        dst, cap = out_buffer(out, "out")
-        if cap < self.length:
-            raise BufferTooSmallError(f"out holds {cap} bytes; the range is {self.length}", 102)
-        check_no_overlap(src, n, dst, cap, "open_into")
+        out = Fresh(self.length)
+        return out.take(self._open(src, n, out.ptr, out.n))
+
+    def _open(self, src: Any, n: int, dst: Any, cap: int) -> int:
+        # The library checks the capacity and the overlap itself, before reading anything.
         written = ffi.new("size_t *")
         with self._h.use() as r, self._plan._h.use() as p:
             rustcall(lib.ssekit_range_open, r, p, src, n, dst, cap, written)
         return int(written[0])
-
-    def open(self, fetched: Any) -> bytes:
-        """Opens the fetched bytes (every fetch, back to back) and returns the range's plaintext."""
-        in_buffer(fetched, "fetched")
-        out = Fresh(self.length)
-        w = self.open_into(fetched, out)
-        return out.take(w)
 
     def close(self) -> None:
         self._h.close()
